@@ -1,0 +1,1 @@
+"""Khiên collector: enrollment, idempotent ingest, storage and the evaluation pipeline."""

@@ -1,0 +1,125 @@
+"""Enrollment tokens, enrollment, and agent credentials."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from collector import security
+from collector.agents.models import Agent, EnrollmentToken
+from collector.errors import Forbidden, InvalidInput, Unauthorized
+from collector.hosts import service as hosts
+from collector.hosts.models import Host
+from collector.types import utcnow
+from collector.units import service as units
+
+ENROLL_TOKEN_PREFIX = "khien_enr_"
+MAX_TOKEN_LIFETIME = timedelta(days=365)
+
+
+def create_enrollment_token(
+    session: Session, *, unit_code: str, expires_in: timedelta, max_uses: int | None
+) -> str:
+    """Issue an enrollment token for a unit; the plaintext is returned once and never stored."""
+    if expires_in <= timedelta(0) or expires_in > MAX_TOKEN_LIFETIME:
+        raise InvalidInput("token lifetime must be between 1 second and 365 days")
+    if max_uses is not None and max_uses < 1:
+        raise InvalidInput("--max-uses must be at least 1")
+    unit = units.get_by_code(session, code=unit_code)
+    token = ENROLL_TOKEN_PREFIX + security.new_secret()
+    session.add(EnrollmentToken(unit_id=unit.id, token_hash=security.hash_token(token),
+                                prefix=token[: len(ENROLL_TOKEN_PREFIX) + 6],
+                                expires_at=utcnow() + expires_in, max_uses=max_uses))
+    session.flush()
+    return token
+
+
+def _usable_token(session: Session, *, token: str, now: datetime) -> EnrollmentToken:
+    row = session.exec(select(EnrollmentToken).where(
+        EnrollmentToken.token_hash == security.hash_token(token))).first()
+    if row is None:
+        raise Unauthorized("invalid enrollment token")
+    if row.revoked:
+        raise Forbidden("enrollment token revoked")
+    if row.expires_at <= now:
+        raise Forbidden("enrollment token expired")
+    if row.max_uses is not None and row.uses >= row.max_uses:
+        raise Forbidden("enrollment token has no uses left")
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    agent_id: str
+    secret: str
+    host_id: int
+    unit_code: str
+
+
+def enroll(
+    session: Session, *, token: str, identity: dict[str, Any], agent_version: str | None
+) -> Enrollment:
+    """Exchange an enrollment token for an agent credential; the same host keeps its record."""
+    now = utcnow()
+    row = _usable_token(session, token=token, now=now)
+    # Count the use atomically so concurrent enrollments cannot exceed max_uses.
+    guard = EnrollmentToken.uses < EnrollmentToken.max_uses if row.max_uses is not None else True
+    used = session.execute(update(EnrollmentToken).where(EnrollmentToken.id == row.id, guard)
+                           .values(uses=EnrollmentToken.uses + 1))
+    if used.rowcount != 1:
+        raise Forbidden("enrollment token has no uses left")
+    host = hosts.find_or_create(session, unit_id=row.unit_id, identity=identity, now=now)
+    # A re-installed agent replaces the old one: revoke earlier credentials for this host.
+    session.execute(update(Agent).where(Agent.host_id == host.id, Agent.revoked.is_(False))
+                    .values(revoked=True, revoked_at=now))
+    secret = security.new_secret()
+    agent = Agent(id=str(uuid.uuid4()), host_id=host.id, unit_id=row.unit_id, token_id=row.id,
+                  secret_hash=security.hash_token(secret), version=agent_version, enrolled_at=now)
+    session.add(agent)
+    session.flush()
+    unit_code = units.codes_by_id(session, ids={row.unit_id})[row.unit_id]
+    return Enrollment(agent_id=agent.id, secret=secret, host_id=host.id, unit_code=unit_code)
+
+
+def authenticate(session: Session, *, credential: str) -> Agent:
+    """The agent behind ``<agent_id>.<secret>``: Unauthorized if unknown/wrong, Forbidden if revoked."""
+    agent_id, _, secret = credential.partition(".")
+    try:
+        uuid.UUID(agent_id)
+    except ValueError:
+        raise Unauthorized("malformed agent credential") from None
+    agent = session.get(Agent, agent_id)
+    if agent is None or not secret or not security.token_matches(secret, agent.secret_hash):
+        raise Unauthorized("invalid agent credential")
+    if agent.revoked:
+        raise Forbidden("agent credential revoked")
+    return agent
+
+
+def revoke(session: Session, *, agent_id: str) -> None:
+    session.execute(update(Agent).where(Agent.id == agent_id).values(revoked=True, revoked_at=utcnow()))
+
+
+def record_heartbeat(session: Session, *, agent: Agent, host: Host, data: dict[str, Any]) -> None:
+    """Keep the latest heartbeat for status pages; versions follow what the agent reports."""
+    agent.last_heartbeat = data
+    agent.version = str(data.get("agent_version") or agent.version)[:64]
+    host.agent_version = agent.version
+    session.add(agent)
+    session.add(host)
+
+
+def agent_config(*, heartbeat_interval_s: int, inventory_interval_s: int) -> dict[str, Any]:
+    """What GET /api/v1/agent/config returns: schedules and limits for the agent."""
+    return {
+        "heartbeat_interval_s": heartbeat_interval_s,
+        "inventory_interval_s": inventory_interval_s,
+        "inventory_full_interval_s": 86400,
+        "batch_max_items": 500,
+        "batch_max_bytes": 1024 * 1024,
+    }

@@ -1,0 +1,82 @@
+"""The collector's FastAPI application: agent API, people API, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from collector.agents.models import Agent
+from collector.agents.routes import router as agent_router
+from collector.db import Database
+from collector.errors import DatabaseUnavailable, KhienError, RateLimited
+from collector.hosts.routes import router as hosts_router
+from collector.ingest.routes import router as ingest_router
+from collector.metrics import IngestMetrics
+from collector.ratelimit import RateLimiter
+from collector.settings import Settings
+from collector.units.routes import router as units_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
+    """Build the collector app; the schema must already be at head (``Database.upgrade``)."""
+    app = FastAPI(title="Khiên", version="0.1.0", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db or Database(settings.database_url)
+    app.state.metrics = IngestMetrics()
+    app.state.limiter = RateLimiter(rate_per_s=settings.agent_rate_per_s, burst=settings.agent_rate_burst)
+    _install_error_handlers(app)
+    for router in (agent_router, ingest_router, hosts_router, units_router):
+        app.include_router(router)
+    _install_ops_routes(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KhienError)
+    async def khien_error(_request: Request, exc: KhienError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+        return JSONResponse({"detail": f"{loc}: {first['msg']}"}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database error: %s", exc.orig)
+        return JSONResponse({"detail": "database unavailable"}, status_code=503, headers={"Retry-After": "30"})
+
+
+def _install_ops_routes(app: FastAPI) -> None:
+    dropped = Gauge("khien_agent_reported_dropped_items", "Items agents report they dropped, summed over "
+                    "agents' latest heartbeats, by reason", ["reason"], registry=app.state.metrics.registry)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> JSONResponse:
+        try:
+            request.app.state.db.check()
+        except DatabaseUnavailable as exc:
+            return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics(request: Request) -> PlainTextResponse:
+        totals: dict[str, int] = {}
+        with request.app.state.db.session() as session:
+            for hb in session.exec(select(Agent.last_heartbeat).where(Agent.revoked.is_(False))):
+                for reason, n in ((hb or {}).get("dropped") or {}).items():
+                    totals[reason] = totals.get(reason, 0) + int(n)
+        for reason, n in totals.items():
+            dropped.labels(reason).set(n)
+        return PlainTextResponse(generate_latest(request.app.state.metrics.registry),
+                                 media_type=CONTENT_TYPE_LATEST)

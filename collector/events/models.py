@@ -1,0 +1,39 @@
+"""Events: what agents report and what the collector derives, queried by unit/host/type and time."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index
+from sqlmodel import Column, Field, SQLModel
+
+from collector.types import BigIntPK, JSONData, UTCDateTime, utcnow
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_unit_ts", "unit_id", "ts"),
+        Index("ix_events_host_ts", "host_id", "ts"),
+        Index("ix_events_type_ts", "type", "ts"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    unit_id: int = Field(foreign_key="units.id")
+    host_id: int = Field(foreign_key="hosts.id")
+    type: str = Field(max_length=64)
+    ts: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # "agent" for reported events, "collector" for events derived here (inventory changes).
+    origin: str = Field(default="agent", max_length=16)
+    data: dict[str, Any] = Field(sa_column=Column(JSONData, nullable=False))
+
+
+class EventPublic(SQLModel):
+    id: int
+    host_id: int
+    type: str
+    ts: datetime
+    origin: str
+    data: dict[str, Any]

@@ -1,0 +1,17 @@
+"""Every table, imported in one place so metadata is complete for Alembic and create_all."""
+
+from sqlmodel import SQLModel
+
+from collector.agents.models import Agent, EnrollmentToken
+from collector.events.models import Event
+from collector.hosts.models import Host, InventoryRow
+from collector.ingest.models import IngestBatch
+from collector.units.models import Unit
+from collector.users.models import ApiToken, ConsoleSession, User
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "Agent", "ApiToken", "ConsoleSession", "EnrollmentToken", "Event", "Host", "IngestBatch",
+    "InventoryRow", "Unit", "User", "metadata",
+]

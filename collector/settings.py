@@ -1,0 +1,73 @@
+"""Server settings, built once at command start from arguments and environment (never at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collector.errors import InvalidInput
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Ingest caps: compressed body and decompressed JSON (gzip-bomb guard).
+    max_batch_bytes: int = 5 * MiB
+    max_decompressed_bytes: int = 50 * MiB
+    max_batch_items: int = 5000
+    # Per-agent ingest rate (token bucket): sustained batches per second and burst.
+    agent_rate_per_s: float = 5.0
+    agent_rate_burst: int = 60
+    # An agent silent longer than this is stale (Wazuh calls it "disconnected" after 15 min).
+    stale_after_s: int = 15 * 60
+    heartbeat_interval_s: int = 60
+    inventory_interval_s: int = 3600
+    session_ttl_s: int = 8 * 3600
+    cookie_secure: bool = True
+    demo: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def default_data_dir() -> Path:
+    """``$KHIEN_DATA_DIR`` or ``./khien-data`` (DESIGN.md §4)."""
+    return Path(os.environ.get("KHIEN_DATA_DIR") or "khien-data")
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{(data_dir / 'khien.db').resolve()}"
+
+
+def load_settings(
+    *,
+    data_dir: str | Path | None = None,
+    database_url: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    demo: bool = False,
+) -> Settings:
+    """Resolve settings the same way for every server-side command."""
+    resolved_dir = Path(data_dir) if data_dir else default_data_dir()
+    url = database_url or os.environ.get("KHIEN_DATABASE_URL") or sqlite_url(resolved_dir)
+    if not url.startswith(("sqlite:", "postgresql+psycopg:", "postgresql:")):
+        raise InvalidInput(f"unsupported database URL scheme: {url.split(':', 1)[0]!r} "
+                           "(use sqlite:///PATH or postgresql+psycopg://...)")
+    if url.startswith("postgresql:"):
+        url = "postgresql+psycopg:" + url.removeprefix("postgresql:")
+    bind_host = host or os.environ.get("KHIEN_HOST") or "127.0.0.1"
+    # Cookies travel without the Secure flag only where TLS cannot be: plain HTTP on loopback, or
+    # when explicitly allowed behind a TLS-terminating proxy that the operator vouches for.
+    insecure_ok = os.environ.get("KHIEN_INSECURE_COOKIES") == "1" or demo
+    return Settings(
+        data_dir=resolved_dir,
+        database_url=url,
+        host=bind_host,
+        port=port or int(os.environ.get("KHIEN_PORT") or 8000),
+        cookie_secure=not insecure_ok,
+        demo=demo,
+    )

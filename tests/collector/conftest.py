@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from collector.app import create_app
+from collector.settings import load_settings
+from tests.collector import helpers as h
+
+
+@pytest.fixture
+def settings(db, tmp_path):
+    return dataclasses.replace(load_settings(data_dir=tmp_path, database_url=db.url), cookie_secure=False)
+
+
+@pytest.fixture
+def client(db, settings) -> Iterator[TestClient]:
+    h.seed_units(db)
+    with TestClient(create_app(settings, db=db)) as c:
+        yield c
+
+
+@pytest.fixture
+def enrolled(client, db) -> dict:
+    """An agent enrolled in unit D1; returns its credential headers and ids."""
+    resp = client.post("/api/v1/agent/enroll", json={"token": h.enroll_token(db), **h.identity()})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    body["headers"] = {"Authorization": f"Bearer {body['agent_id']}.{body['secret']}",
+                       "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    return body

@@ -1,0 +1,124 @@
+"""Batch ingest: idempotency, all-or-nothing, and every kind of bad input refused without writes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from collector.agents.models import Agent
+from collector.events.models import Event
+from collector.hosts.models import Host, InventoryRow
+from collector.ingest.models import IngestBatch
+from tests.collector import helpers as h
+
+
+def counts(db) -> tuple[int, int, int]:
+    with db.session() as s:
+        return tuple(s.exec(select(func.count()).select_from(t)).one() for t in (IngestBatch, Event, InventoryRow))
+
+
+def post(client, enrolled, payload, **headers):
+    body = payload if isinstance(payload, bytes) else h.gz(payload)
+    return client.post("/api/v1/agent/batches", content=body, headers=enrolled["headers"] | headers)
+
+
+def test_batch_is_stored_and_a_replay_writes_nothing(client, db, enrolled):
+    payload = h.batch([h.heartbeat(spool_items=3), h.inventory({"packages": [h.PKG], "listening_ports": [h.PORT]}),
+                       {"type": "agent.error", "ts": h.now_iso(), "data": {"collector": "x", "error": "boom"}}])
+    resp = post(client, enrolled, payload)
+    assert resp.status_code == 202 and resp.json() == {"accepted": 3, "duplicate": False}
+    before = counts(db)
+    assert before == (1, 1, 2)  # the agent.error became an event; two inventory rows
+    resp = post(client, enrolled, payload)
+    assert resp.json() == {"accepted": 0, "duplicate": True}
+    assert counts(db) == before
+    with db.session() as s:
+        agent = s.get(Agent, enrolled["agent_id"])
+        host = s.get(Host, enrolled["host_id"])
+    assert agent.last_heartbeat["spool_items"] == 3 and host.last_seen is not None
+    metrics = client.get("/metrics").text
+    assert "khien_ingest_duplicate_batches_total 1.0" in metrics
+    assert 'khien_ingest_items_total{type="inventory.snapshot"} 1.0' in metrics
+
+
+def test_malformed_json_wrong_schema_and_unknown_fields_are_422(client, db, enrolled):
+    resp = post(client, enrolled, gzip.compress(b'{"schema": 1, "items": ['))
+    assert resp.status_code == 422 and "malformed JSON" in resp.json()["detail"]
+    resp = post(client, enrolled, h.batch([h.heartbeat()], schema=2))
+    assert resp.status_code == 422 and "unsupported version 2" in resp.json()["detail"]
+    resp = post(client, enrolled, h.batch([h.heartbeat(surprise=1)]))
+    assert resp.status_code == 422 and "items.0.host.heartbeat.data.surprise" in resp.json()["detail"]
+    resp = post(client, enrolled, h.batch([{"type": "shell.exec", "ts": h.now_iso(), "data": {}}]))
+    assert resp.status_code == 422 and "items.0" in resp.json()["detail"]
+    long_name = dict(h.PKG, version="1" * 300)
+    resp = post(client, enrolled, h.batch([h.inventory({"packages": [long_name]})]))
+    assert resp.status_code == 422 and "packages.rows.0.version" in resp.json()["detail"]
+    assert counts(db) == (0, 0, 0)
+    assert 'khien_ingest_rejections_total{reason="InvalidInput"} 5.0' in client.get("/metrics").text
+
+
+def test_one_bad_item_rejects_the_whole_batch(client, db, enrolled):
+    good = h.inventory({"packages": [h.PKG]})
+    bad = {"type": "host.heartbeat", "ts": "yesterday", "data": {"agent_version": "1", "agent_uptime_s": 1}}
+    assert post(client, enrolled, h.batch([good, bad])).status_code == 422
+    assert counts(db) == (0, 0, 0)
+
+
+def test_gzip_bomb_and_oversized_bodies_are_413(client, db, enrolled, settings):
+    bomb = gzip.compress(b'{"schema":1,"pad":"' + b"A" * (settings.max_decompressed_bytes + 10) + b'"}')
+    assert len(bomb) < settings.max_batch_bytes  # small on the wire, huge when inflated
+    assert post(client, enrolled, bomb).status_code == 413
+    too_big = b"x" * (settings.max_batch_bytes + 1)
+    assert post(client, enrolled, too_big).status_code == 413
+    assert post(client, enrolled, b"not gzip at all").status_code == 422
+    assert counts(db) == (0, 0, 0)
+
+
+def test_bad_and_revoked_credentials(client, db, enrolled):
+    payload = h.batch([h.heartbeat()])
+    bad = {"Authorization": f"Bearer {enrolled['agent_id']}.wrong-secret"}
+    assert post(client, enrolled, payload, **bad).status_code == 401
+    assert post(client, enrolled, payload, Authorization="Bearer garbage").status_code == 401
+    assert client.post("/api/v1/agent/batches", content=h.gz(payload)).status_code == 401
+    with db.transaction() as s:
+        s.get(Agent, enrolled["agent_id"]).revoked = True
+    assert post(client, enrolled, payload).status_code == 403
+    assert counts(db) == (0, 0, 0)
+
+
+def test_agent_cannot_write_inventory_for_another_host(client, db, enrolled):
+    other = h.identity(machine_id="f" * 32, hostname="someone-else")
+    resp = post(client, enrolled, h.batch([h.inventory({"identity": [other], "packages": [h.PKG]})]))
+    assert resp.status_code == 403 and "identity" in resp.json()["detail"]
+    assert counts(db) == (0, 0, 0)
+    own = h.identity()
+    assert post(client, enrolled, h.batch([h.inventory({"identity": [own]})])).status_code == 202
+
+
+def test_rate_limit_answers_429_with_retry_after(client, db, enrolled):
+    limiter = client.app.state.limiter
+    limiter.burst, limiter.rate = 2, 0.5
+    limiter._buckets.clear()
+    codes = [post(client, enrolled, h.batch([h.heartbeat()])).status_code for _ in range(3)]
+    assert codes[:2] == [202, 202] and codes[2] == 429
+    resp = post(client, enrolled, h.batch([h.heartbeat()]))
+    assert resp.status_code == 429 and int(resp.headers["Retry-After"]) >= 1
+
+
+def test_health_and_metrics(client, db):
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    assert "khien_ingest_seconds_bucket" in client.get("/metrics").text
+
+
+def test_batch_ids_are_per_agent(client, db, enrolled):
+    payload = h.batch([h.heartbeat()], batch_id=str(uuid.uuid4()))
+    assert post(client, enrolled, payload).json()["duplicate"] is False
+    second = client.post("/api/v1/agent/enroll", json={"token": h.enroll_token(db), **h.identity("e" * 32)}).json()
+    headers = {"Authorization": f"Bearer {second['agent_id']}.{second['secret']}"}
+    assert post(client, enrolled, payload, **headers).json()["duplicate"] is False
+    body = json.loads(gzip.decompress(h.gz(payload)))
+    assert body["batch_id"] == payload["batch_id"]
