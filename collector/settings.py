@@ -20,7 +20,6 @@ class Settings:
     # Ingest caps: compressed body and decompressed JSON (gzip-bomb guard).
     max_batch_bytes: int = 5 * MiB
     max_decompressed_bytes: int = 50 * MiB
-    max_batch_items: int = 5000
     # Per-agent ingest rate (token bucket): sustained batches per second and burst.
     agent_rate_per_s: float = 5.0
     agent_rate_burst: int = 60
@@ -64,6 +63,8 @@ def load_settings(
     # when explicitly allowed behind a TLS-terminating proxy that the operator vouches for.
     insecure_ok = os.environ.get("KHIEN_INSECURE_COOKIES") == "1" or demo
     return Settings(
+        agent_rate_per_s=_env_number("KHIEN_AGENT_RATE_PER_S", 5.0),
+        agent_rate_burst=int(_env_number("KHIEN_AGENT_RATE_BURST", 60)),
         data_dir=resolved_dir,
         database_url=url,
         host=bind_host,
@@ -71,3 +72,16 @@ def load_settings(
         cookie_secure=not insecure_ok,
         demo=demo,
     )
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise InvalidInput(f"{name} must be positive")
+    return value

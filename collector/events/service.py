@@ -17,7 +17,8 @@ MAX_PAGE = 1000
 def add_many(session: Session, *, rows: list[dict[str, Any]]) -> int:
     """Insert event rows (unit_id, host_id, type, ts, received_at, origin, data) in one executemany."""
     if rows:
-        session.execute(insert(Event), rows)
+        # Core executemany on the session's connection: the ORM bulk path costs ~2x per row here.
+        session.connection().execute(insert(Event.__table__), rows)
     return len(rows)
 
 

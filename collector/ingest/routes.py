@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from fastapi import APIRouter, Request
@@ -44,7 +45,7 @@ async def post_batch(request: Request) -> JSONResponse:
         agent = await run_in_threadpool(_authenticate, db, credential)
         state.limiter.take(agent.id)
         body = await read_capped(request, settings.max_batch_bytes)
-        result = await run_in_threadpool(_decode_and_store, db, settings, agent.id, body,
+        result = await run_in_threadpool(_decode_and_store, db, settings, agent, body,
                                          request.headers.get("content-encoding"))
     except KhienError as exc:
         metrics.rejections.labels(type(exc).__name__).inc()
@@ -64,6 +65,12 @@ def _authenticate(db, credential: str):
         return agents.authenticate(session, credential=credential)
 
 
-def _decode_and_store(db, settings, agent_id: str, body: bytes, encoding: str | None) -> pipeline.IngestResult:
-    raw = ingest.decode_body(body, content_encoding=encoding, max_decompressed=settings.max_decompressed_bytes)
-    return pipeline.ingest_batch(db, agent_id=agent_id, batch=parse_batch(raw))
+# Parsing and storing are CPU-bound under one GIL: more threads than cores only convoy behind the
+# database writer (measured in bench/ingest.py), so at most this many batches are worked on at once.
+_WORKERS = threading.BoundedSemaphore(2)
+
+
+def _decode_and_store(db, settings, agent, body: bytes, encoding: str | None) -> pipeline.IngestResult:
+    with _WORKERS:
+        raw = ingest.decode_body(body, content_encoding=encoding, max_decompressed=settings.max_decompressed_bytes)
+        return pipeline.ingest_batch(db, agent=agent, batch=parse_batch(raw))

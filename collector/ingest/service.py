@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from collector.errors import InvalidInput, PayloadTooLarge
@@ -42,5 +43,5 @@ def seen(session: Session, *, agent_id: str, batch_id: str) -> bool:
 
 def record(session: Session, *, agent_id: str, batch_id: str, item_count: int) -> None:
     """Claim ``(agent_id, batch_id)``; a concurrent duplicate fails on the unique constraint."""
-    session.add(IngestBatch(agent_id=agent_id, batch_id=batch_id, item_count=item_count, received_at=utcnow()))
-    session.flush()
+    session.connection().execute(insert(IngestBatch.__table__).values(
+        agent_id=agent_id, batch_id=batch_id, item_count=item_count, received_at=utcnow()))
