@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from agent.wire import Item
 
@@ -61,9 +61,9 @@ class Collector:
     """Base class. Set ``name`` and ``platforms``; implement ``collect()``."""
 
     name: str = "base"
-    platforms: frozenset[str] = frozenset({"linux"})
+    platforms: ClassVar[frozenset[str]] = frozenset({"linux"})
     # Fields each emitted item's data may carry, by item type (checked by tests/contract).
-    fields: dict[str, tuple[str, ...]] = {}
+    fields: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self) -> None:
         self.stats = CollectorStats()
