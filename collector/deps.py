@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from collector.db import Database
-from collector.errors import Unauthorized
+from collector.errors import Forbidden, Unauthorized
 from collector.metrics import IngestMetrics
 from collector.scope import Scope
 from collector.settings import Settings
@@ -48,14 +49,23 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+
+
 def current_user(request: Request, session: SessionDep) -> User:
-    """The person calling: a Bearer API token, else the console session cookie."""
+    """The person calling: a Bearer API token, else the console session cookie (CSRF-checked on writes)."""
     token = bearer_token(request)
     if token:
         return users.get_by_api_token(session, token=token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        return users.get_console_session(session, token=cookie)[1]
+        console_session, user = users.get_console_session(session, token=cookie)
+        # A browser sends the cookie on cross-site requests too: unsafe methods must prove origin.
+        if request.method not in SAFE_METHODS and not hmac.compare_digest(
+                request.headers.get(CSRF_HEADER, ""), console_session.csrf_token):
+            raise Forbidden("missing or wrong CSRF token")
+        return user
     raise Unauthorized("authentication required")
 
 

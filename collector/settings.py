@@ -65,6 +65,7 @@ def load_settings(
     return Settings(
         agent_rate_per_s=_env_number("KHIEN_AGENT_RATE_PER_S", 5.0),
         agent_rate_burst=int(_env_number("KHIEN_AGENT_RATE_BURST", 60)),
+        heartbeat_interval_s=int(_env_number("KHIEN_AGENT_HEARTBEAT_S", 60)),
         data_dir=resolved_dir,
         database_url=url,
         host=bind_host,

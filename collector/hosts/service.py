@@ -113,7 +113,7 @@ def to_public(host: Host, *, unit_code: str, stale_after: timedelta) -> HostPubl
 def list_(
     session: Session, *, scope: Scope, unit_code: str | None = None, limit: int = 500, offset: int = 0
 ) -> list[tuple[Host, str]]:
-    """Hosts in scope (optionally one unit), with their unit code, newest seen first."""
+    """Hosts in scope (optionally one unit), with their unit code, ordered by hostname."""
     query = (select(Host, Unit.code).join(Unit, Unit.id == Host.unit_id)
              .where(scope.where(Host.unit_id))
              .order_by(Host.hostname, Host.id).limit(min(limit, 1000)).offset(offset))

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from collector import security
@@ -55,7 +56,7 @@ def authenticate(session: Session, *, username: str, password: str, now: datetim
         raise Forbidden("account temporarily locked after repeated failures")
     ok = security.verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.is_active:
-        if user is not None:
+        if user is not None and user.is_active:
             user.failed_logins += 1
             if user.failed_logins >= MAX_FAILED_LOGINS:
                 user.locked_until = now + LOCKOUT
@@ -115,7 +116,10 @@ def create_console_session(
 ) -> NewSession:
     """Start a console session; the cookie gets ``token``, forms carry ``csrf_token``."""
     token, csrf = security.new_secret(), security.new_secret(24)
-    expires = utcnow() + ttl
+    now = utcnow()
+    expires = now + ttl
+    # Logging in is the natural moment to forget sessions that can no longer be used.
+    session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
     session.add(ConsoleSession(user_id=user.id, token_hash=security.hash_token(token), csrf_token=csrf,
                                expires_at=expires, source_ip=source_ip))
     session.flush()

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+
+from collector.deps import current_user
+from collector.errors import Forbidden
+from collector.users import service as users
 from tests.collector import helpers as h
 from tests.collector.test_ingest import post
 
@@ -31,3 +38,23 @@ def test_hosts_api_shows_inventory_and_respects_unit_scope(client, db, enrolled)
     assert [u["code"] for u in client.get("/api/v1/units", headers=other).json()["items"]] == ["D2"]
     assert client.get("/api/v1/hosts").status_code == 401
     assert client.get("/api/v1/hosts", headers={"Authorization": "Bearer khien_pat_forged"}).status_code == 401
+
+
+def test_cookie_authenticated_writes_need_the_csrf_header(client, db):
+    h.add_user(db, "admin2", "admin")
+    with db.transaction() as s:
+        user = users.get_by_username(s, username="admin2")
+        new = users.create_console_session(s, user=user, ttl=timedelta(hours=1),
+                                           source_ip=None)
+
+    class FakeRequest:  # current_user only reads method, headers and cookies
+        def __init__(self, method, headers):
+            self.method, self.headers, self.cookies = method, headers, {"khien_session": new.token}
+
+    with db.session() as s:
+        assert current_user(FakeRequest("GET", {}), s).username == "admin2"
+        with pytest.raises(Forbidden):
+            current_user(FakeRequest("POST", {}), s)
+        with pytest.raises(Forbidden):
+            current_user(FakeRequest("POST", {"x-csrf-token": "wrong"}), s)
+        assert current_user(FakeRequest("POST", {"x-csrf-token": new.csrf_token}), s).username == "admin2"

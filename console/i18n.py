@@ -1,0 +1,75 @@
+"""Console languages: Vietnamese first, English available; catalogues read from .po files at startup.
+
+The .po files are the only source: they are compiled in memory when the console starts, so there is
+no build step and no compiled .mo file to forget. The language comes from ``?lang=`` (remembered in a
+cookie), else that cookie, else Vietnamese. Accept-Language is deliberately ignored: the console is
+for Vietnamese agencies, and a browser installed in English must not switch a civil servant's screen.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+
+from babel.dates import format_timedelta
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from starlette.requests import Request
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+LANGUAGES: tuple[str, ...] = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+LANG_COOKIE = "khien_lang"
+LANG_PARAM = "lang"
+# Vietnam has one time zone and no daylight saving: a fixed offset is exact.
+VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
+
+
+def load_catalogue(lang: str) -> gettext.NullTranslations:
+    """The translations of one language, compiled in memory from its .po file (fuzzy entries skipped)."""
+    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as po:
+        catalogue = read_po(po, locale=lang)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalogue)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
+
+
+@cache
+def translations(lang: str) -> gettext.NullTranslations:
+    """Cached translations for a supported language code."""
+    return load_catalogue(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
+
+
+def load_all() -> None:
+    """Read every catalogue now, so a broken .po file fails at startup rather than on a page view."""
+    for lang in LANGUAGES:
+        translations(lang)
+
+
+def requested_language(request: Request) -> str | None:
+    """The language asked for in the query string, if it is one we have."""
+    lang = request.query_params.get(LANG_PARAM)
+    return lang if lang in LANGUAGES else None
+
+
+def language_of(request: Request) -> str:
+    """The language to render this request in: query, then cookie, then Vietnamese."""
+    lang = requested_language(request) or request.cookies.get(LANG_COOKIE)
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def to_vietnam_time(value: datetime) -> datetime:
+    """A stored UTC datetime shown on Vietnam's clock."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(VIETNAM_TIME)
+
+
+def format_ago(value: datetime, *, now: datetime, lang: str) -> str:
+    """'5 phút trước' / '5 minutes ago' for a past moment."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return format_timedelta(aware - now, locale=lang, add_direction=True, threshold=1.1)

@@ -1,0 +1,1 @@
+"""Console page routes, one module per area."""
