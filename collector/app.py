@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +33,9 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.db = db or Database(settings.database_url)
     app.state.metrics = IngestMetrics()
     app.state.limiter = RateLimiter(rate_per_s=settings.agent_rate_per_s, burst=settings.agent_rate_burst)
+    # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
+    app.state.ingest_executor = ThreadPoolExecutor(max_workers=1 if app.state.db.is_sqlite else 4,
+                                                   thread_name_prefix="khien-ingest")
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router):
         app.include_router(router)

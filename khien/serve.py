@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
+import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
@@ -31,6 +34,22 @@ def check_port_free(host: str, port: int) -> None:
             raise KhienError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
+def tune_gc() -> None:
+    """Keep the cyclic GC off the ingest hot path.
+
+    Validating and storing a batch allocates many short-lived containers; with default thresholds
+    the collector runs every few hundred allocations and its older generations rescan every
+    module-level object of FastAPI, SQLAlchemy and pydantic. Freezing what exists after start-up
+    and collecting gen 0 less often tripled validation speed in bench/ingest.py.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    # The event loop is I/O-bound and would otherwise wait up to 5 ms for the GIL behind a CPU-bound
+    # worker each time it wakes (the "convoy effect"); a shorter switch interval keeps it responsive.
+    sys.setswitchinterval(float(os.environ.get("KHIEN_SWITCH_INTERVAL", "0.001")))
+
+
 def console_url(settings: Settings) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104 - display only
     host = f"[{host}]" if ":" in host else host
@@ -44,6 +63,7 @@ def serve(settings: Settings, *, on_started: Callable[[], Awaitable[None]] | Non
     db.upgrade()
     check_port_free(settings.host, settings.port)
     app = build_app(settings, db=db)
+    tune_gc()
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                             access_log=False, proxy_headers=False, server_header=False)
     server = uvicorn.Server(config)

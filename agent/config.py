@@ -1,0 +1,169 @@
+"""Agent configuration: a TOML file (every option in install/agent.example.toml) over built-in defaults.
+
+Read once at command start, never at import. Unknown sections or keys are errors that name the key,
+so a typo cannot silently leave a default in force.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = Path("/etc/khien/agent.toml")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose; the CLI prints it as one line."""
+
+
+class ConfigError(AgentError):
+    """The configuration file is missing, malformed, or has an unknown or invalid option."""
+
+
+@dataclass
+class ServerSection:
+    url: str = ""
+    ca_file: str = ""
+    allow_insecure_http: bool = False
+
+
+@dataclass
+class AgentSection:
+    state_dir: str = ""
+    log_level: str = "INFO"
+
+
+@dataclass
+class ScheduleSection:
+    heartbeat_s: int = 60
+    inventory_s: int = 3600
+    inventory_full_s: int = 86400
+
+
+@dataclass
+class SpoolSection:
+    max_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass
+class SenderSection:
+    batch_max_items: int = 500
+    batch_max_bytes: int = 1024 * 1024
+    timeout_s: float = 30.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 300.0
+
+
+@dataclass
+class Config:
+    server: ServerSection = field(default_factory=ServerSection)
+    agent: AgentSection = field(default_factory=AgentSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    spool: SpoolSection = field(default_factory=SpoolSection)
+    sender: SenderSection = field(default_factory=SenderSection)
+    source: Path | None = None  # the file this came from, for messages
+
+    @property
+    def state_dir(self) -> Path:
+        """The state directory: configured, else the per-user or system default."""
+        return Path(self.agent.state_dir).expanduser().absolute() if self.agent.state_dir else default_state_dir()
+
+
+def default_state_dir() -> Path:
+    """``/var/lib/khien-agent`` for root, ``~/.local/state/khien-agent`` otherwise."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/khien-agent")
+    return Path.home() / ".local" / "state" / "khien-agent"
+
+
+def load_config(path: str | Path | None = None, *, state_dir: str | Path | None = None) -> Config:
+    """Load ``path`` (or the default file if it exists) and apply a ``--state-dir`` override."""
+    config = Config()
+    source = Path(path) if path else (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
+    if source is not None:
+        config = parse_config(_read_toml(source), source=source)
+    if state_dir:
+        config.agent.state_dir = str(state_dir)
+    return config
+
+
+def parse_config(raw: dict[str, Any], *, source: Path | None = None) -> Config:
+    """Build a Config from parsed TOML, rejecting unknown keys and wrong types."""
+    where = f"{source}: " if source else ""
+    config = Config(source=source)
+    sections = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "source"}
+    for section_name, values in raw.items():
+        if section_name not in sections:
+            raise ConfigError(f"{where}unknown section [{section_name}] (known: {', '.join(sections)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}[{section_name}] must be a table")
+        _apply_section(sections[section_name], section_name, values, where)
+    _check_values(config, where)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _apply_section(target: Any, section: str, values: dict[str, Any], where: str) -> None:
+    known = {f.name: f for f in fields(target)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}unknown option '{key}' in [{section}] (known: {', '.join(known)})")
+        default = getattr(type(target)(), key)
+        setattr(target, key, _coerce(value, default, f"{section}.{key}", where))
+
+
+def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
+    # bool is an int subclass in Python, so check it first and never accept it as a number.
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}{name} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}{name} must be an integer, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}{name} must be a number, got {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{where}{name} must be a string, got {value!r}")
+
+
+def _check_values(config: Config, where: str) -> None:
+    positive = {
+        "schedule.heartbeat_s": config.schedule.heartbeat_s,
+        "schedule.inventory_s": config.schedule.inventory_s,
+        "schedule.inventory_full_s": config.schedule.inventory_full_s,
+        "spool.max_bytes": config.spool.max_bytes,
+        "sender.batch_max_items": config.sender.batch_max_items,
+        "sender.batch_max_bytes": config.sender.batch_max_bytes,
+        "sender.timeout_s": config.sender.timeout_s,
+        "sender.backoff_initial_s": config.sender.backoff_initial_s,
+        "sender.backoff_max_s": config.sender.backoff_max_s,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{where}{name} must be greater than 0, got {value!r}")
+    level = config.agent.log_level.upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{where}agent.log_level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    config.agent.log_level = level
+    if config.sender.backoff_max_s < config.sender.backoff_initial_s:
+        raise ConfigError(f"{where}sender.backoff_max_s must be at least sender.backoff_initial_s")
