@@ -114,12 +114,18 @@ def record_heartbeat(session: Session, *, agent: Agent, host: Host, data: dict[s
     session.add(host)
 
 
+# Watched by file-integrity monitoring unless a unit configures otherwise (web roots are added by
+# the agent when it detects them).
+DEFAULT_FIM_PATHS = ("/etc", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/var/www")
+
+
 def agent_config(*, heartbeat_interval_s: int, inventory_interval_s: int) -> dict[str, Any]:
-    """What GET /api/v1/agent/config returns: schedules and limits for the agent."""
+    """What GET /api/v1/agent/config returns: schedules, limits and what to watch."""
     return {
         "heartbeat_interval_s": heartbeat_interval_s,
         "inventory_interval_s": inventory_interval_s,
         "inventory_full_interval_s": 86400,
         "batch_max_items": 500,
         "batch_max_bytes": 1024 * 1024,
+        "fim_paths": list(DEFAULT_FIM_PATHS),
     }

@@ -12,6 +12,7 @@ from collector.events.models import EventPublic
 from collector.hosts import service as hosts
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
+SINGLE_ROW_SECTIONS = ("identity", "os", "hardware")
 
 
 @router.get("")
@@ -29,6 +30,8 @@ def get_host(host_id: int, session: SessionDep, scope: CallerScope, settings: Se
     host, code = hosts.get(session, scope=scope, host_id=host_id)
     public = hosts.to_public(host, unit_code=code, stale_after=timedelta(seconds=settings.stale_after_s))
     inventory = hosts.inventory_of(session, scope=scope, host_id=host_id, as_of=as_of)
+    for name in SINGLE_ROW_SECTIONS:  # one row each: an object (or null) reads better than a list
+        inventory[name] = inventory[name][0] if inventory.get(name) else None
     recent = events.list_(session, scope=scope, host_id=host_id, limit=50)
     return public.model_dump(mode="json") | inventory | {
         "recent_events": [EventPublic.model_validate(e, from_attributes=True) for e in recent]}

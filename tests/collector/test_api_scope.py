@@ -30,6 +30,7 @@ def test_hosts_api_shows_inventory_and_respects_unit_scope(client, db, enrolled)
     detail = client.get(f"/api/v1/hosts/{enrolled['host_id']}", headers=own).json()
     assert detail["packages"] == [h.PKG]
     assert detail["listening_ports"][0]["port"] == 22 and detail["os_name"].startswith("Debian")
+    assert detail["os"]["kernel"] == "6.1.0" and detail["hardware"] is None
     for key in ("packages", "listening_ports", "users", "services", "interfaces", "os", "hardware"):
         assert key in detail
 

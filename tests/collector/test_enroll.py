@@ -24,8 +24,11 @@ def test_enroll_returns_credential_and_stores_only_hashes(client, db):
         stored = s.exec(select(EnrollmentToken)).one()
     assert agent.secret_hash != body["secret"] and body["secret"] not in agent.secret_hash
     assert stored.token_hash != token and stored.uses == 1
-    assert client.get("/api/v1/agent/config", headers={
-        "Authorization": f"Bearer {body['agent_id']}.{body['secret']}"}).status_code == 200
+    config = client.get("/api/v1/agent/config", headers={
+        "Authorization": f"Bearer {body['agent_id']}.{body['secret']}"})
+    assert config.status_code == 200
+    assert config.json()["heartbeat_interval_s"] == 60 and "/etc" in config.json()["fim_paths"]
+    assert client.get("/api/v1/agent/config").status_code == 401
 
 
 def test_bad_expired_exhausted_and_revoked_tokens_are_refused(client, db):
