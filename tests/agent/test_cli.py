@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,6 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int = 1) -> str
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     return lines[0]
-
-
-@pytest.fixture
-def server() -> Iterator[FakeCollector]:
-    fake = FakeCollector().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -30,13 +30,6 @@ from tests.agent.fake_server import GOOD_TOKEN, FakeCollector, Scripted
 
 
 @pytest.fixture
-def server() -> Iterator[FakeCollector]:
-    fake = FakeCollector().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def spool(tmp_path: Path) -> Iterator[Spool]:
     s = Spool(tmp_path / "spool.db")
     yield s
