@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,6 +17,7 @@ from collector.db import Database
 from collector.errors import DatabaseUnavailable, KhienError, RateLimited
 from collector.hosts.routes import router as hosts_router
 from collector.ingest.routes import router as ingest_router
+from collector.ingest.worker import IngestWorkers
 from collector.metrics import IngestMetrics
 from collector.ratelimit import RateLimiter
 from collector.settings import Settings
@@ -34,8 +34,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.metrics = IngestMetrics()
     app.state.limiter = RateLimiter(rate_per_s=settings.agent_rate_per_s, burst=settings.agent_rate_burst)
     # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
-    app.state.ingest_executor = ThreadPoolExecutor(max_workers=1 if app.state.db.is_sqlite else 4,
-                                                   thread_name_prefix="khien-ingest")
+    app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4)
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router):
         app.include_router(router)

@@ -7,8 +7,9 @@ inventory, which are rare next to events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -22,7 +23,8 @@ from collector.events import service as events
 from collector.hosts import service as hosts
 from collector.hosts.models import Host
 from collector.ingest import service as ingest
-from collector.ingest.schema import BatchIn, InventorySnapshot
+from collector.ingest.schema import BatchIn, InventorySnapshot, parse_batch
+from collector.ratelimit import RateLimiter
 from collector.types import utcnow
 
 
@@ -34,26 +36,52 @@ class IngestResult:
 
 
 DUPLICATE = IngestResult(0, True, {})
+SEEN_RESOLUTION = timedelta(seconds=5)
+
+
+def receive_batch(
+    db: Database, *, credential: str, body: bytes, encoding: str | None, limiter: RateLimiter, max_decompressed: int
+) -> IngestResult:
+    """Authenticate, rate-limit, decode, validate and store one agent batch in a single transaction."""
+
+    def work(session: Session) -> IngestResult:
+        agent = agents.authenticate(session, credential=credential)
+        limiter.take(agent.id)  # before any parsing: a flooding agent costs one lookup per request
+        batch = parse_batch(ingest.decode_body(body, content_encoding=encoding, max_decompressed=max_decompressed))
+        return _store(session, agent=agent, batch=batch)
+
+    return _once(db, work)
 
 
 def ingest_batch(db: Database, *, agent: Agent, batch: BatchIn) -> IngestResult:
-    """Store a batch all-or-nothing for an authenticated agent; a replayed batch writes nothing."""
-    batch_id = str(batch.batch_id)
+    """Store an already validated batch for an authenticated agent (all-or-nothing, idempotent)."""
+    return _once(db, lambda session: _store(session, agent=agent, batch=batch))
+
+
+def _once(db: Database, work: Callable[[Session], IngestResult]) -> IngestResult:
+    """Run ``work`` in a transaction; a batch id claimed before (a replay, or a racing retry) is a duplicate."""
     try:
         with db.transaction() as session:
-            if ingest.seen(session, agent_id=agent.id, batch_id=batch_id):
-                return DUPLICATE
-            ingest.record(session, agent_id=agent.id, batch_id=batch_id, item_count=len(batch.items))
-            by_type = _apply_items(session, agent=agent, batch=batch)
-            _mark_seen(session, agent=agent, at=utcnow())
+            return work(session)
     except IntegrityError as exc:
         if "uq_ingest_agent_batch" in str(exc) or "ingest_batches" in str(exc):
-            return DUPLICATE  # lost a race with the same batch from a retry
+            return DUPLICATE
         raise
+
+
+def _store(session: Session, *, agent: Agent, batch: BatchIn) -> IngestResult:
+    # Claiming the batch id first makes a replay fail before anything else is written.
+    ingest.record(session, agent_id=agent.id, batch_id=str(batch.batch_id), item_count=len(batch.items))
+    by_type = _apply_items(session, agent=agent, batch=batch)
+    _mark_seen(session, agent=agent, at=utcnow())
     return IngestResult(len(batch.items), False, by_type)
 
 
 def _mark_seen(session: Session, *, agent: Agent, at: datetime) -> None:
+    # Staleness is judged in minutes: an agent sending many batches a second need not rewrite its
+    # last-seen time on every one of them.
+    if agent.last_seen_at is not None and at - agent.last_seen_at < SEEN_RESOLUTION:
+        return
     conn = session.connection()
     conn.execute(update(Agent.__table__).where(Agent.id == agent.id).values(last_seen_at=at))
     conn.execute(update(Host.__table__).where(Host.id == agent.host_id).values(last_seen=at))

@@ -6,9 +6,7 @@ import asyncio
 import errno
 import gc
 import logging
-import os
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 
 import uvicorn
@@ -45,9 +43,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    # The event loop is I/O-bound and would otherwise wait up to 5 ms for the GIL behind a CPU-bound
-    # worker each time it wakes (the "convoy effect"); a shorter switch interval keeps it responsive.
-    sys.setswitchinterval(float(os.environ.get("KHIEN_SWITCH_INTERVAL", "0.001")))
 
 
 def console_url(settings: Settings) -> str:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from collector import pipeline
-from collector.agents import service as agents
 from collector.deps import bearer_token
 from collector.errors import KhienError, PayloadTooLarge, Unauthorized
-from collector.ingest import service as ingest
-from collector.ingest.schema import parse_batch
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -42,11 +38,9 @@ async def post_batch(request: Request) -> JSONResponse:
         if not credential:
             raise Unauthorized("agent credential required")
         body = await read_capped(request, settings.max_batch_bytes)
-        # Batches are worked on by the app's few dedicated ingest threads, one hop per request:
-        # under one GIL, a pool of dozens of threads convoys behind the database writer and cost a
-        # third of the throughput in bench/ingest.py.
-        result = await asyncio.get_running_loop().run_in_executor(
-            state.ingest_executor, _receive, state, credential, body, request.headers.get("content-encoding"))
+        # Worked on by the app's ingest threads, which answer queued batches in groups (worker.py).
+        result = await state.ingest_workers.submit(_receive, state, credential, body,
+                                                   request.headers.get("content-encoding"))
     except KhienError as exc:
         metrics.rejections.labels(type(exc).__name__).inc()
         raise
@@ -61,10 +55,5 @@ async def post_batch(request: Request) -> JSONResponse:
 
 
 def _receive(state, credential: str, body: bytes, encoding: str | None) -> pipeline.IngestResult:
-    """Authenticate, rate-limit, decode, validate and store one batch (in a worker thread)."""
-    db, settings = state.db, state.settings
-    with db.session() as session:
-        agent = agents.authenticate(session, credential=credential)
-    state.limiter.take(agent.id)
-    raw = ingest.decode_body(body, content_encoding=encoding, max_decompressed=settings.max_decompressed_bytes)
-    return pipeline.ingest_batch(db, agent=agent, batch=parse_batch(raw))
+    return pipeline.receive_batch(state.db, credential=credential, body=body, encoding=encoding,
+                                  limiter=state.limiter, max_decompressed=state.settings.max_decompressed_bytes)

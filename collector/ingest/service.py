@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from collector.errors import InvalidInput, PayloadTooLarge
 from collector.ingest.models import IngestBatch
@@ -36,12 +36,7 @@ def decode_body(body: bytes, *, content_encoding: str | None, max_decompressed: 
     return out
 
 
-def seen(session: Session, *, agent_id: str, batch_id: str) -> bool:
-    return session.exec(select(IngestBatch.id).where(
-        IngestBatch.agent_id == agent_id, IngestBatch.batch_id == batch_id)).first() is not None
-
-
 def record(session: Session, *, agent_id: str, batch_id: str, item_count: int) -> None:
-    """Claim ``(agent_id, batch_id)``; a concurrent duplicate fails on the unique constraint."""
+    """Claim ``(agent_id, batch_id)``: IntegrityError (unique constraint) if it was claimed before."""
     session.connection().execute(insert(IngestBatch.__table__).values(
         agent_id=agent_id, batch_id=batch_id, item_count=item_count, received_at=utcnow()))
