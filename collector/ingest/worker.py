@@ -26,6 +26,7 @@ _STOP = object()
 class IngestWorkers:
     def __init__(self, *, threads: int, name: str = "khien-ingest") -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
                          for i in range(threads)]
         for thread in self._threads:
@@ -33,12 +34,16 @@ class IngestWorkers:
 
     async def submit(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run ``func(*args)`` on a worker thread and return (or raise) its outcome."""
+        if self._closed:
+            raise RuntimeError("ingest workers are stopped")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.put((loop, future, func, args))
         return await future
 
     def close(self) -> None:
+        """Finish what is queued, then stop the threads; later submissions fail at once."""
+        self._closed = True
         for _ in self._threads:
             self._queue.put(_STOP)
         for thread in self._threads:
