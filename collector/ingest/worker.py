@@ -52,12 +52,13 @@ class IngestWorkers:
     def _run(self) -> None:
         while True:
             jobs = [self._queue.get()]
-            while len(jobs) < MAX_DRAIN:
+            # Each thread takes exactly one stop marker, so close() stops every thread.
+            while jobs[-1] is not _STOP and len(jobs) < MAX_DRAIN:
                 try:
                     jobs.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(job is _STOP for job in jobs)
+            stop = jobs[-1] is _STOP
             done: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, bool, Any]]] = {}
             for job in jobs:
                 if job is _STOP:
