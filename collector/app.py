@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the collector app; the schema must already be at head (``Database.upgrade``)."""
-    app = FastAPI(title="Khiên", version="0.1.0", docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.ingest_workers.close()  # answers what is queued, then stops the threads
+
+    app = FastAPI(title="Khiên", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
     app.state.metrics = IngestMetrics()
