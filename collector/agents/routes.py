@@ -11,7 +11,7 @@ from collector.agents import service as agents
 from collector.agents.models import Agent
 from collector.deps import DbDep, MetricsDep, SessionDep, SettingsDep, bearer_token
 from collector.errors import Unauthorized
-from collector.ingest.schema import Mac, Name, Str
+from collector.ingest.fields import Mac, Name, Str
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 

@@ -7,25 +7,16 @@ discriminated set. ``agent/wire.py`` mirrors the field lists; tests/contract kee
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, create_model
 
 from collector.errors import InvalidInput
+from collector.ingest.fields import Count, Hash, Mac, Name, Port, Str, Strict, Text
+from collector.ingest.items import item_models
 
 SCHEMA_VERSION = 1
-
-Str = Annotated[str, StringConstraints(max_length=256)]
-Text = Annotated[str, StringConstraints(max_length=4096)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Mac = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")]
-Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- inventory rows -------------------------------------------------------------------------------
@@ -92,7 +83,7 @@ class PortRow(Strict):
     proto: Literal["tcp", "udp"]
     family: Literal["ipv4", "ipv6"]
     address: Str
-    port: Annotated[int, Field(ge=0, le=65535)]
+    port: Port
     pid: Count | None = None
     process: Str | None = None
 
@@ -196,33 +187,32 @@ class AgentError(Strict):
     count: Count = 1
 
 
-class HeartbeatItem(Strict):
-    type: Literal["host.heartbeat"]
-    ts: AwareDatetime
-    data: Heartbeat
+CORE_ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "host.heartbeat": Heartbeat,
+    "inventory.snapshot": InventorySnapshot,
+    "agent.error": AgentError,
+}
 
 
-class InventoryItem(Strict):
-    type: Literal["inventory.snapshot"]
-    ts: AwareDatetime
-    data: InventorySnapshot
+def _item_union() -> tuple[Any, dict[str, type[BaseModel]]]:
+    """The discriminated union of every item type: the core ones plus each domain's ITEM_MODELS."""
+    models = CORE_ITEM_MODELS | item_models()
+    items = tuple(
+        create_model(f"Item_{type_.replace('.', '_')}", __base__=Strict,
+                     type=(Literal[type_], ...), ts=(AwareDatetime, ...), data=(data, ...))
+        for type_, data in models.items())
+    return Annotated[Union[items], Field(discriminator="type")], models  # noqa: UP007 - built at runtime
 
 
-class AgentErrorItem(Strict):
-    type: Literal["agent.error"]
-    ts: AwareDatetime
-    data: AgentError
-
-
-ItemIn = Annotated[HeartbeatItem | InventoryItem | AgentErrorItem, Field(discriminator="type")]
-ITEM_TYPES = frozenset({"host.heartbeat", "inventory.snapshot", "agent.error"})
+ItemIn, ITEM_MODELS = _item_union()
+ITEM_TYPES = frozenset(ITEM_MODELS)
 
 
 class BatchIn(Strict):
     schema_version: Literal[1] = Field(alias="schema")
     batch_id: UUID
     agent_time: datetime
-    items: Annotated[list[ItemIn], Field(min_length=1, max_length=5_000)]
+    items: Annotated[list[ItemIn], Field(min_length=1, max_length=5_000)]  # type: ignore[valid-type]
 
 
 def parse_batch(raw: bytes) -> BatchIn:
@@ -256,7 +246,7 @@ def model_fields(model: type[BaseModel]) -> tuple[str, ...]:
 
 
 def item_data_models() -> dict[str, type[BaseModel]]:
-    return {"host.heartbeat": Heartbeat, "inventory.snapshot": InventorySnapshot, "agent.error": AgentError}
+    return dict(ITEM_MODELS)
 
 
 __all__ = ["ITEM_TYPES", "SCHEMA_VERSION", "Any", "BatchIn", "parse_batch", "row_models"]
