@@ -21,13 +21,15 @@ class HeartbeatCollector(Collector):
     name = "heartbeat"
     platforms = frozenset({"linux", "windows", "darwin"})
     fields: ClassVar[dict[str, tuple[str, ...]]] = {HEARTBEAT_TYPE: HEARTBEAT_FIELDS}
+    pausable = False  # liveness is the one thing the budget must never switch off
 
     def __init__(self, spool_stats: Callable[[], dict[str, Any]],
                  collectors: Callable[[], Iterable[Collector]] | None = None, *,
-                 started_at: float | None = None) -> None:
+                 started_at: float | None = None, budget: Callable[[], dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.spool_stats = spool_stats
         self.collectors = collectors or (lambda: [self])
+        self.budget = budget
         self.started_at = time.monotonic() if started_at is None else started_at
         self._process = psutil.Process()
         # The first cpu_percent() call only sets the baseline; later calls cover the time between.
@@ -55,6 +57,7 @@ class HeartbeatCollector(Collector):
             "cpu_percent": round(max(cpu, 0.0), 2),
             "collectors": {c.name: c.stats.to_dict() for c in self.collectors()},
             "platform": current_platform(),
+            "budget": self.budget() if self.budget else None,
         }
 
 

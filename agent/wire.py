@@ -59,7 +59,7 @@ ITEM_TYPES: frozenset[str] = frozenset({"host.heartbeat", "inventory.snapshot", 
 
 HEARTBEAT_FIELDS: tuple[str, ...] = (
     "agent_version", "agent_uptime_s", "host_uptime_s", "spool_items", "spool_bytes", "dropped",
-    "dead_letters", "rss_bytes", "cpu_percent", "collectors", "platform",
+    "dead_letters", "rss_bytes", "cpu_percent", "collectors", "platform", "budget",
 )
 
 

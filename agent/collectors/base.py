@@ -46,14 +46,16 @@ class CollectorStats:
     errors: int = 0
     items: int = 0
     last_duration_ms: float | None = None
+    total_ms: float = 0.0  # time spent collecting since start: how the budget finds the heaviest module
     last_error: str | None = None
     last_run_at: float | None = None
-    status: str = "never_run"  # ok | error | unsupported | never_run
+    status: str = "never_run"  # ok | error | unsupported | disabled | paused | never_run
 
     def to_dict(self) -> dict[str, object]:
         return {
             "runs": self.runs, "errors": self.errors, "items": self.items, "status": self.status,
-            "last_duration_ms": self.last_duration_ms, "last_error": self.last_error,
+            "last_duration_ms": self.last_duration_ms, "total_ms": round(self.total_ms, 3),
+            "last_error": self.last_error,
         }
 
 
@@ -64,9 +66,19 @@ class Collector:
     platforms: ClassVar[frozenset[str]] = frozenset({"linux"})
     # Fields each emitted item's data may carry, by item type (checked by tests/contract).
     fields: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Whether the resource budget may pause this module when the agent is over budget.
+    pausable: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.stats = CollectorStats()
+        self.disabled_reason: str | None = None  # set when a module cannot run here (no privileges...)
+        self.paused_until = 0.0  # time.monotonic() until which the budget holds this module
+        self.pause_reason: str | None = None
+
+    def pause(self, seconds: float, reason: str, *, now: float | None = None) -> None:
+        """Skip runs for ``seconds`` (the resource budget's lever); the reason shows in the heartbeat."""
+        self.paused_until = (time.monotonic() if now is None else now) + seconds
+        self.pause_reason = reason
 
     def supported(self) -> bool:
         return current_platform() in self.platforms
@@ -83,6 +95,12 @@ class Collector:
             stats.status = "unsupported"
             stats.last_error = f"unsupported on this platform ({current_platform()})"
             return stats
+        if self.disabled_reason:
+            stats.status, stats.last_error = "disabled", self.disabled_reason
+            return stats
+        if time.monotonic() < self.paused_until:
+            stats.status, stats.last_error = "paused", self.pause_reason
+            return stats
         started = time.perf_counter()
         try:
             for item in self.collect():
@@ -98,5 +116,7 @@ class Collector:
             sink.emit(Item("agent.error", {"collector": self.name, "error": stats.last_error,
                                            "count": stats.errors}))
         finally:
-            stats.last_duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            stats.last_duration_ms = round(elapsed_ms, 3)
+            stats.total_ms += elapsed_ms
         return stats

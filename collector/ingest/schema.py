@@ -164,7 +164,20 @@ class CollectorHealth(Strict):
     items: Count = 0
     status: Str = "ok"
     last_duration_ms: float | None = None
+    total_ms: float | None = Field(default=None, ge=0)
     last_error: Text | None = None
+
+
+class BudgetHealth(Strict):
+    """The agent's resource budget as it judged itself over the last window."""
+
+    max_rss_bytes: Count
+    max_cpu_percent: float = Field(ge=0)
+    rss_bytes: Count | None = None
+    cpu_percent: float | None = Field(default=None, ge=0)
+    over: bool = False
+    overruns: Count = 0
+    paused: Annotated[list[Str], Field(max_length=64)] = []
 
 
 class Heartbeat(Strict):
@@ -179,6 +192,7 @@ class Heartbeat(Strict):
     cpu_percent: float | None = Field(default=None, ge=0)
     collectors: Annotated[dict[Str, CollectorHealth], Field(max_length=64)] = {}
     platform: Str | None = None
+    budget: BudgetHealth | None = None
 
 
 class AgentError(Strict):
