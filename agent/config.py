@@ -59,12 +59,31 @@ class SenderSection:
 
 
 @dataclass
+class BudgetSection:
+    max_rss_mb: int = 60
+    max_cpu_percent: float = 5.0
+    window_s: float = 60.0
+    pause_s: float = 300.0
+    check_s: float = 5.0
+
+
+@dataclass
+class FloodSection:
+    overall_eps: float = 500.0
+    overall_burst: int = 5000
+    module_eps: float = 200.0
+    module_burst: int = 2000
+
+
+@dataclass
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     agent: AgentSection = field(default_factory=AgentSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     spool: SpoolSection = field(default_factory=SpoolSection)
     sender: SenderSection = field(default_factory=SenderSection)
+    budget: BudgetSection = field(default_factory=BudgetSection)
+    flood: FloodSection = field(default_factory=FloodSection)
     source: Path | None = None  # the file this came from, for messages
 
     @property
@@ -157,6 +176,15 @@ def _check_values(config: Config, where: str) -> None:
         "sender.timeout_s": config.sender.timeout_s,
         "sender.backoff_initial_s": config.sender.backoff_initial_s,
         "sender.backoff_max_s": config.sender.backoff_max_s,
+        "budget.max_rss_mb": config.budget.max_rss_mb,
+        "budget.max_cpu_percent": config.budget.max_cpu_percent,
+        "budget.window_s": config.budget.window_s,
+        "budget.pause_s": config.budget.pause_s,
+        "budget.check_s": config.budget.check_s,
+        "flood.overall_eps": config.flood.overall_eps,
+        "flood.overall_burst": config.flood.overall_burst,
+        "flood.module_eps": config.flood.module_eps,
+        "flood.module_burst": config.flood.module_burst,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from agent.collectors.base import Collector
+from agent.budget import BudgetLimits, ResourceBudget
+from agent.collectors.base import Collector, Sink
 from agent.config import Config
+from agent.flood import FloodGate, FloodLimits
 from agent.heartbeat import HeartbeatCollector
 from agent.sender import Backoff, CredentialRejected, DrainResult, Sender, ServerUnreachable, Transport, fetch_config
 from agent.spool import Spool
@@ -29,6 +31,8 @@ from agent.wire import Item
 log = logging.getLogger(__name__)
 
 SEND_INTERVAL_S = 5.0
+# Modules whose events are rate-limited by the flood gate (their volume follows what happens on the host).
+EVENT_MODULES = frozenset({"authlog", "fim", "netwatch"})
 STATUS_EVERY_S = 60.0  # status.json is rewritten at least this often, and after every real send
 # Floors and ceilings for what the server may set: a bad server config must not hammer the host.
 SERVER_LIMITS = {
@@ -61,6 +65,14 @@ class Agent:
         self.status = StatusBook(self.state_dir)
         self.spool = Spool(self.state_dir / "spool.db", max_bytes=config.spool.max_bytes)
         self.sink = SpoolSink(self.spool)
+        flood = config.flood
+        self.gate = FloodGate(self.sink, count_drop=self.spool.count_drop, limits=FloodLimits(
+            overall_rate=flood.overall_eps, overall_burst=flood.overall_burst,
+            module_rate=flood.module_eps, module_burst=flood.module_burst))
+        budget = config.budget
+        self.budget = ResourceBudget(BudgetLimits(
+            max_rss_bytes=budget.max_rss_mb * 1000 * 1000, max_cpu_percent=budget.max_cpu_percent,
+            window_s=budget.window_s, pause_s=budget.pause_s))
         self.sender = Sender(self.spool, self._transport(credentials), credentials,
                              batch_max_items=config.sender.batch_max_items,
                              batch_max_bytes=config.sender.batch_max_bytes,
@@ -89,13 +101,19 @@ class Agent:
             from agent.collectors.inventory import InventoryCollector
 
             self._collectors = [InventoryCollector(full_every_s=self.inventory_full_s),
-                                HeartbeatCollector(self.spool.stats, lambda: self.collectors)]
+                                HeartbeatCollector(self.spool.stats, lambda: self.collectors,
+                                                   budget=lambda: self.budget.to_dict(self.collectors))]
         return self._collectors
+
+    def sink_for(self, collector: Collector) -> Sink:
+        """Event modules emit through the flood gate; state reports (heartbeat, inventory) never wait."""
+        return self.gate.for_module(collector.name) if collector.name in EVENT_MODULES else self.sink
 
     def run_once(self) -> DrainResult:
         """Run every collector once, then send everything the server will take now."""
         for collector in self.collectors:
-            collector.run(self.sink)
+            collector.run(self.sink_for(collector))
+        self.gate.flush()
         result = self.sender.drain(self.stop)
         self._after_send(result)
         return result
@@ -108,7 +126,8 @@ class Agent:
         self.apply_server_settings()
         scheduler = AgentScheduler(self._send_tick, send_interval_s=SEND_INTERVAL_S)
         for collector in self.collectors:
-            scheduler.add_collector(collector, self.intervals.get(collector.name, 3600.0), self.sink)
+            scheduler.add_collector(collector, self.intervals.get(collector.name, 3600.0), self.sink_for(collector))
+        scheduler.add_task("budget", lambda: self.budget.check(self.collectors), self.config.budget.check_s)
         with _stop_on_signals(self.stop):
             scheduler.start()
             log.info("agent running: server %s, state %s, heartbeat every %ds",
@@ -145,6 +164,7 @@ class Agent:
 
     def _send_tick(self) -> None:
         self._reload_credentials_if_changed()
+        self.gate.flush()
         result = self.sender.drain(self.stop)
         self._after_send(result)
 

@@ -33,6 +33,7 @@ class AgentScheduler:
         self.send_interval_s = send_interval_s
         self.job_errors: dict[str, int] = {}
         self._collectors: list[tuple[Collector, float, Sink]] = []
+        self._tasks: list[tuple[str, Callable[[], object], float]] = []
         self._send_requested = threading.Event()
         self._sending = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
@@ -43,9 +44,13 @@ class AgentScheduler:
         """Run ``collector`` into ``sink`` every ``interval_s`` seconds, first right at start."""
         self._collectors.append((collector, interval_s, sink))
 
+    def add_task(self, name: str, func: Callable[[], object], interval_s: float) -> None:
+        """Run a housekeeping ``func`` (e.g. the resource budget) every ``interval_s`` seconds."""
+        self._tasks.append((name, func, interval_s))
+
     def start(self) -> None:
         """Start the background thread; collectors run once immediately."""
-        jobs = len(self._collectors) + 1
+        jobs = len(self._collectors) + len(self._tasks) + 1
         scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(jobs)},
                                         job_defaults={"max_instances": 1, "coalesce": True,
                                                       "misfire_grace_time": None})
@@ -54,6 +59,9 @@ class AgentScheduler:
             scheduler.add_job(self._run_collector, IntervalTrigger(seconds=interval_s, timezone=UTC),
                               args=(collector, sink), id=f"collector:{collector.name}",
                               name=collector.name, next_run_time=now)
+        for name, func, interval_s in self._tasks:
+            scheduler.add_job(self._run_task, IntervalTrigger(seconds=interval_s, timezone=UTC),
+                              args=(name, func), id=f"task:{name}", name=name)
         scheduler.add_job(self._run_sender, IntervalTrigger(seconds=self.send_interval_s, timezone=UTC),
                           id=SENDER_JOB, name=SENDER_JOB)
         # Published before start(): a collector running at once may already call trigger_send().
@@ -83,6 +91,12 @@ class AgentScheduler:
                 self.trigger_send()
         except Exception:  # noqa: BLE001 -- the job boundary: a broken sink or collector costs one run, not the agent
             self._count_error(collector.name)
+
+    def _run_task(self, name: str, func: Callable[[], object]) -> None:
+        try:
+            func()
+        except Exception:  # noqa: BLE001 -- the job boundary, as for collectors
+            self._count_error(name)
 
     def _run_sender(self) -> None:
         with self._sending:
