@@ -192,6 +192,13 @@ def format_status(report: dict[str, Any]) -> str:
     dead = spool.get("dead_letter_reasons") or {}
     lines.append(("Dead letters", f"{spool.get('dead_letters', 0)}"
                   + (f" ({', '.join(f'{k}={v}' for k, v in sorted(dead.items()))})" if dead else "")))
+    budget = status.get("budget")
+    if budget:
+        used = (f"RSS {_size(budget['rss_bytes'] or 0)} of {budget['max_rss_bytes'] / 1e6:.0f} MB, CPU "
+                f"{budget['cpu_percent'] or 0:.1f}% of {budget['max_cpu_percent']:g}%")
+        paused = f"; paused: {', '.join(budget['paused'])}" if budget.get("paused") else ""
+        lines.append(("Budget", f"{'OVER' if budget.get('over') else 'ok'} ({used}; overruns "
+                                f"{budget.get('overruns', 0)}{paused})"))
     for name, health in sorted((status.get("collectors") or {}).items()):
         error = f", last error: {health['last_error']}" if health.get("last_error") else ""
         lines.append((f"Module {name}", f"{health.get('status')} (runs {health.get('runs', 0)}, "

@@ -205,6 +205,7 @@ class Agent:
             agent_id=self.credentials.agent_id,
             spool=self.spool.stats(),
             collectors={c.name: c.stats.to_dict() for c in self.collectors},
+            budget=self.budget.to_dict(self.collectors),
             intervals=dict(self.intervals),
             backoff_s=round(self.sender.backoff.remaining(), 1),
         )

@@ -123,7 +123,7 @@ def test_status_report(server: FakeCollector, home) -> None:
     out = proc.stdout
     for needle in ("Enrolled:", "yes: agent", server.url, "Credential:", "REJECTED", "Spool:",
                    "2 items", "Dropped:", "Dead letters:", "Module heartbeat:", "Module inventory:",
-                   "not running"):
+                   "not running", "Budget:", "of 60 MB", "of 5%"):
         assert needle in out, (needle, out)
 
 
