@@ -76,6 +76,14 @@ class FloodSection:
 
 
 @dataclass
+class PatchesSection:
+    enabled: bool = True
+    every_s: int = 86400
+    check_s: int = 300
+    timeout_s: float = 120.0
+
+
+@dataclass
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     agent: AgentSection = field(default_factory=AgentSection)
@@ -84,6 +92,7 @@ class Config:
     sender: SenderSection = field(default_factory=SenderSection)
     budget: BudgetSection = field(default_factory=BudgetSection)
     flood: FloodSection = field(default_factory=FloodSection)
+    patches: PatchesSection = field(default_factory=PatchesSection)
     source: Path | None = None  # the file this came from, for messages
 
     @property
@@ -185,6 +194,9 @@ def _check_values(config: Config, where: str) -> None:
         "flood.overall_burst": config.flood.overall_burst,
         "flood.module_eps": config.flood.module_eps,
         "flood.module_burst": config.flood.module_burst,
+        "patches.every_s": config.patches.every_s,
+        "patches.check_s": config.patches.check_s,
+        "patches.timeout_s": config.patches.timeout_s,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -79,7 +79,9 @@ class Agent:
                              backoff=Backoff(config.sender.backoff_initial_s, config.sender.backoff_max_s),
                              status=self.status)
         self.intervals = {"heartbeat": float(config.schedule.heartbeat_s),
-                          "inventory": float(config.schedule.inventory_s)}
+                          "inventory": float(config.schedule.inventory_s),
+                          # checks whether a run is due (daily, or the package database changed)
+                          "patches": float(config.patches.check_s)}
         self.inventory_full_s = float(config.schedule.inventory_full_s)
         self.stop = threading.Event()
         self._collectors = collectors
@@ -96,14 +98,23 @@ class Agent:
 
     @property
     def collectors(self) -> list[Collector]:
-        """Inventory then heartbeat (built on first use, after server settings are applied)."""
+        """Every enabled module, heartbeat last (built on first use, after server settings are applied)."""
         if self._collectors is None:
-            from agent.collectors.inventory import InventoryCollector
-
-            self._collectors = [InventoryCollector(full_every_s=self.inventory_full_s),
+            self._collectors = [*self._modules(),
                                 HeartbeatCollector(self.spool.stats, lambda: self.collectors,
                                                    budget=lambda: self.budget.to_dict(self.collectors))]
         return self._collectors
+
+    def _modules(self) -> list[Collector]:
+        from agent.collectors.inventory import InventoryCollector
+
+        modules: list[Collector] = [InventoryCollector(full_every_s=self.inventory_full_s)]
+        cfg = self.config
+        if cfg.patches.enabled:
+            from agent.collectors.patches import PatchCollector
+
+            modules.append(PatchCollector(every_s=cfg.patches.every_s, timeout_s=cfg.patches.timeout_s))
+        return modules
 
     def sink_for(self, collector: Collector) -> Sink:
         """Event modules emit through the flood gate; state reports (heartbeat, inventory) never wait."""

@@ -55,7 +55,10 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "packages": ("name", "version", "arch", "source", "source_version", "manager"),
 }
 
-ITEM_TYPES: frozenset[str] = frozenset({"host.heartbeat", "inventory.snapshot", "agent.error"})
+ITEM_TYPES: frozenset[str] = frozenset({
+    "host.heartbeat", "inventory.snapshot", "agent.error",
+    "patch.status",
+})
 
 HEARTBEAT_FIELDS: tuple[str, ...] = (
     "agent_version", "agent_uptime_s", "host_uptime_s", "spool_items", "spool_bytes", "dropped",

@@ -6,6 +6,7 @@ import pytest
 
 from agent.collectors.base import ListSink
 from agent.collectors.inventory import InventoryCollector
+from agent.collectors.patches import PatchCollector, WindowsPatchCollector
 from agent.heartbeat import HeartbeatCollector
 from agent.wire import HEARTBEAT_FIELDS, INVENTORY_SECTIONS, ITEM_TYPES, SCHEMA_VERSION, SECTION_FIELDS, Batch, Item
 from collector.errors import InvalidInput
@@ -22,7 +23,8 @@ def test_field_lists_match_the_validators():
     assert tuple(schema.Heartbeat.model_fields) == HEARTBEAT_FIELDS
 
 
-@pytest.mark.parametrize("collector_cls", [InventoryCollector, HeartbeatCollector])
+@pytest.mark.parametrize("collector_cls", [InventoryCollector, HeartbeatCollector, PatchCollector,
+                                           WindowsPatchCollector])
 def test_each_collector_declares_fields_the_collector_accepts(collector_cls):
     models = schema.item_data_models()
     for item_type, fields in collector_cls.fields.items():
