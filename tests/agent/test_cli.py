@@ -36,7 +36,8 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int = 1) -> str
 def home(tmp_path: Path) -> tuple[list[str], Path]:
     """``--state-dir`` and ``--config`` options pointing into tmp (never /etc or /var/lib)."""
     config = tmp_path / "agent.toml"
-    config.write_text("[sender]\nbackoff_initial_s = 0.1\n")
+    # The CLI is under test here, not the modules: only heartbeat and inventory run.
+    config.write_text("[sender]\nbackoff_initial_s = 0.1\n\n[patches]\nenabled = false\n")
     state = tmp_path / "state"
     return ["--state-dir", str(state), "--config", str(config)], state
 
@@ -168,6 +169,7 @@ def in_process_agent(server: FakeCollector, state: Path):
 
     config = Config()
     config.agent.state_dir = str(state)
+    config.patches.enabled = False  # heartbeat and inventory are enough to exercise the runner
     agent_id, secret = server.add_agent()
     creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
     save_credentials(state, creds)
@@ -209,7 +211,7 @@ def test_server_settings_are_applied_within_limits(server: FakeCollector, tmp_pa
     with in_process_agent(server, tmp_path) as runner:
         applied = runner.apply_server_settings()
         assert applied["heartbeat_interval_s"] == 10  # floored: a bad server config must not hammer
-        assert runner.intervals == {"heartbeat": 10, "inventory": 7200}
+        assert runner.intervals["heartbeat"] == 10 and runner.intervals["inventory"] == 7200
         assert runner.sender.batch_max_items == 100
         server.stop()
         assert runner.apply_server_settings() == {}  # unreachable: local settings stay

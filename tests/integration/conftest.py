@@ -66,12 +66,23 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def agent(*args: str, state_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "agent", *args, "--state-dir", str(state_dir)],
+def quiet_config(tmp_path: Path) -> Path:
+    """Agent config with only heartbeat and inventory, for tests that count items exactly."""
+    path = tmp_path / "agent.toml"
+    path.write_text("[patches]\nenabled = false\n")
+    return path
+
+
+def _options(state_dir: Path, config: Path | None) -> list[str]:
+    return ["--state-dir", str(state_dir), *(["--config", str(config)] if config else [])]
+
+
+def agent(*args: str, state_dir: Path, config: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent", *args, *_options(state_dir, config)],
                           capture_output=True, text=True, timeout=timeout)
 
 
-def spawn_agent(*args: str, state_dir: Path, log: Path) -> subprocess.Popen:
+def spawn_agent(*args: str, state_dir: Path, log: Path, config: Path | None = None) -> subprocess.Popen:
     out = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "agent", *args, "--state-dir", str(state_dir)],
+    return subprocess.Popen([sys.executable, "-m", "agent", *args, *_options(state_dir, config)],
                             stdout=out, stderr=out)

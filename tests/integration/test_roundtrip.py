@@ -13,9 +13,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from collector.db import Database
+from collector.events.models import Event
 from collector.ingest.models import IngestBatch
 from tests.collector import helpers as h
-from tests.integration.conftest import agent, spawn_agent
+from tests.integration.conftest import agent, quiet_config, spawn_agent
 
 
 def enroll(server, tmp_path, unit: str = "D1"):
@@ -86,20 +87,26 @@ def test_enroll_run_once_then_api_and_console_show_this_host(server, tmp_path):
     assert hosts[0]["hostname"] in listing.text
     status = agent("status", state_dir=state)
     assert status.returncode == 0 and "spool" in status.stdout.lower()
+    db = Database(server.db_url)
+    with db.session() as s:  # the default modules include patch status: stored as an event of the host
+        patch = s.exec(select(Event).where(Event.type == "patch.status")).one()
+    db.dispose()
+    assert patch.host_id == hosts[0]["id"] and patch.data["manager"] == "apt"
 
 
 def test_server_down_then_up_nothing_lost_nothing_duplicated(server, tmp_path):
     state = enroll(server, tmp_path)
+    config = quiet_config(tmp_path)
     server.stop()
     for _ in range(2):
-        down = agent("run", "--once", state_dir=state)
+        down = agent("run", "--once", state_dir=state, config=config)
         assert down.returncode == 3, down.stderr  # data left spooled, said plainly
     assert batch_totals(server) == (0, 0)
     server.start()
-    up = agent("run", "--once", state_dir=state)
+    up = agent("run", "--once", state_dir=state, config=config)
     assert up.returncode == 0, up.stderr
     assert batch_totals(server)[1] == 6  # three runs × (heartbeat + inventory snapshot), each stored exactly once
-    again = agent("run", "--once", state_dir=state)
+    again = agent("run", "--once", state_dir=state, config=config)
     assert again.returncode == 0 and batch_totals(server)[1] == 8
 
 
@@ -107,7 +114,8 @@ def test_agent_killed_mid_send_resends_the_same_batch(server, tmp_path):
     state = enroll(server, tmp_path)
     server.proc.send_signal(signal.SIGSTOP)  # the server accepts the bytes but never answers
     try:
-        proc = spawn_agent("run", "--once", state_dir=state, log=tmp_path / "agent.log")
+        proc = spawn_agent("run", "--once", state_dir=state, log=tmp_path / "agent.log",
+                           config=quiet_config(tmp_path))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # wait until a batch is assigned, i.e. the send is under way
             try:
@@ -124,7 +132,7 @@ def test_agent_killed_mid_send_resends_the_same_batch(server, tmp_path):
     finally:
         server.proc.send_signal(signal.SIGCONT)
     time.sleep(1)  # the stopped server now handles the request whose sender is gone
-    rerun = agent("run", "--once", state_dir=state)
+    rerun = agent("run", "--once", state_dir=state, config=quiet_config(tmp_path))
     assert rerun.returncode == 0, rerun.stderr
     # Two runs × two items in two batches: the interrupted batch was resent under its own id and
     # stored once, whether or not the stopped server had processed it before the agent died.
