@@ -84,6 +84,39 @@ class PatchesSection:
 
 
 @dataclass
+class AuthlogSection:
+    enabled: bool = True
+    paths: list[str] = field(default_factory=list)
+    use_journal: bool = True
+    start_at_end: bool = True
+    interval_s: float = 5.0
+    max_lines_per_run: int = 5000
+
+
+@dataclass
+class FimSection:
+    enabled: bool = True
+    paths: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    rescan_s: int = 43200
+    max_file_mb: int = 50
+    max_files: int = 100_000
+    interval_s: float = 1.0
+
+
+@dataclass
+class NetwatchSection:
+    enabled: bool = False
+    interface: str = ""
+    ports_threshold: int = 20
+    hosts_threshold: int = 10
+    window_s: float = 60.0
+    cooldown_s: float = 300.0
+    interval_s: float = 5.0
+
+
+@dataclass
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     agent: AgentSection = field(default_factory=AgentSection)
@@ -93,6 +126,9 @@ class Config:
     budget: BudgetSection = field(default_factory=BudgetSection)
     flood: FloodSection = field(default_factory=FloodSection)
     patches: PatchesSection = field(default_factory=PatchesSection)
+    authlog: AuthlogSection = field(default_factory=AuthlogSection)
+    fim: FimSection = field(default_factory=FimSection)
+    netwatch: NetwatchSection = field(default_factory=NetwatchSection)
     source: Path | None = None  # the file this came from, for messages
 
     @property
@@ -169,6 +205,10 @@ def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         raise ConfigError(f"{where}{name} must be a number, got {value!r}")
+    if isinstance(default, list):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ConfigError(f"{where}{name} must be a list of strings, got {value!r}")
     if isinstance(value, str):
         return value
     raise ConfigError(f"{where}{name} must be a string, got {value!r}")
@@ -197,6 +237,17 @@ def _check_values(config: Config, where: str) -> None:
         "patches.every_s": config.patches.every_s,
         "patches.check_s": config.patches.check_s,
         "patches.timeout_s": config.patches.timeout_s,
+        "authlog.interval_s": config.authlog.interval_s,
+        "authlog.max_lines_per_run": config.authlog.max_lines_per_run,
+        "fim.rescan_s": config.fim.rescan_s,
+        "fim.max_file_mb": config.fim.max_file_mb,
+        "fim.max_files": config.fim.max_files,
+        "fim.interval_s": config.fim.interval_s,
+        "netwatch.ports_threshold": config.netwatch.ports_threshold,
+        "netwatch.hosts_threshold": config.netwatch.hosts_threshold,
+        "netwatch.window_s": config.netwatch.window_s,
+        "netwatch.cooldown_s": config.netwatch.cooldown_s,
+        "netwatch.interval_s": config.netwatch.interval_s,
     }
     for name, value in positive.items():
         if value <= 0:

@@ -55,7 +55,7 @@ class HeartbeatCollector(Collector):
             "dead_letters": int(spool.get("dead_letters", 0)),
             "rss_bytes": int(rss),
             "cpu_percent": round(max(cpu, 0.0), 2),
-            "collectors": {c.name: c.stats.to_dict() for c in self.collectors()},
+            "collectors": {c.name: c.stats.to_dict() | {"counters": module_counters(c)} for c in self.collectors()},
             "platform": current_platform(),
             "budget": self.budget() if self.budget else None,
         }
@@ -66,3 +66,22 @@ def _host_uptime() -> float | None:
         return round(max(0.0, time.time() - psutil.boot_time()), 3)
     except (OSError, psutil.Error):  # some containers hide the boot time
         return None
+
+
+MAX_COUNTERS = 32
+
+
+def module_counters(module: Collector) -> dict[str, int]:
+    """A module's own counters (``counters`` or ``losses``), flattened to ``a.b`` keys, ints only, capped."""
+    raw = getattr(module, "counters", None) or getattr(module, "losses", None) or {}
+    flat: dict[str, int] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 0 and len(flat) < MAX_COUNTERS:
+            flat[prefix[:256]] = value
+
+    walk("", dict(raw) if not isinstance(raw, dict) else raw)
+    return flat

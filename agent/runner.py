@@ -81,7 +81,10 @@ class Agent:
         self.intervals = {"heartbeat": float(config.schedule.heartbeat_s),
                           "inventory": float(config.schedule.inventory_s),
                           # checks whether a run is due (daily, or the package database changed)
-                          "patches": float(config.patches.check_s)}
+                          "patches": float(config.patches.check_s),
+                          "authlog": config.authlog.interval_s,
+                          "fim": config.fim.interval_s,
+                          "netwatch": config.netwatch.interval_s}
         self.inventory_full_s = float(config.schedule.inventory_full_s)
         self.stop = threading.Event()
         self._collectors = collectors
@@ -114,7 +117,32 @@ class Agent:
             from agent.collectors.patches import PatchCollector
 
             modules.append(PatchCollector(every_s=cfg.patches.every_s, timeout_s=cfg.patches.timeout_s))
+        if cfg.authlog.enabled:
+            from agent.collectors.authlog import AuthLogCollector
+
+            extra = {"paths": cfg.authlog.paths} if cfg.authlog.paths else {}
+            modules.append(AuthLogCollector(self.state_dir, start_at_end=cfg.authlog.start_at_end,
+                                            max_lines_per_run=cfg.authlog.max_lines_per_run,
+                                            use_journal=cfg.authlog.use_journal, **extra))
+        if cfg.fim.enabled:
+            modules.append(self._fim())
+        if cfg.netwatch.enabled:
+            from agent.collectors.netwatch import NetWatchCollector
+
+            net = cfg.netwatch
+            modules.append(NetWatchCollector(enabled=True, interface=net.interface or None,
+                                             ports_threshold=net.ports_threshold, hosts_threshold=net.hosts_threshold,
+                                             window_s=net.window_s, cooldown_s=net.cooldown_s))
         return modules
+
+    def _fim(self) -> Collector:
+        from agent.collectors.fim import FimCollector
+        from agent.collectors.fim.paths import DEFAULT_EXCLUDES
+
+        fim = self.config.fim
+        return FimCollector(self.state_dir, paths=fim.paths or None, include=fim.include,
+                            exclude=(*DEFAULT_EXCLUDES, *fim.exclude), rescan_every_s=fim.rescan_s,
+                            max_file_bytes=fim.max_file_mb * 1000 * 1000, max_files=fim.max_files)
 
     def sink_for(self, collector: Collector) -> Sink:
         """Event modules emit through the flood gate; state reports (heartbeat, inventory) never wait."""
@@ -140,6 +168,9 @@ class Agent:
             scheduler.add_collector(collector, self.intervals.get(collector.name, 3600.0), self.sink_for(collector))
         scheduler.add_task("budget", lambda: self.budget.check(self.collectors), self.config.budget.check_s)
         with _stop_on_signals(self.stop):
+            for module in self.collectors:  # realtime watchers (inotify, packet capture) run in threads
+                if hasattr(module, "start"):
+                    module.start()
             scheduler.start()
             log.info("agent running: server %s, state %s, heartbeat every %ds",
                      self.credentials.server, self.state_dir, self.intervals["heartbeat"])
@@ -222,9 +253,13 @@ class Agent:
         )
 
     def close(self) -> None:
-        """Flush the status and close the spool (once)."""
+        """Stop realtime watchers, flush the status and close the spool (once)."""
         if not self._closed:
             self._closed = True
+            for module in self._collectors or []:
+                stop = getattr(module, "close", None) or getattr(module, "stop", None)
+                if stop is not None:
+                    stop()
             self.flush_status()
             self.spool.close()
 

@@ -166,6 +166,7 @@ class CollectorHealth(Strict):
     last_duration_ms: float | None = None
     total_ms: float | None = Field(default=None, ge=0)
     last_error: Text | None = None
+    counters: Annotated[dict[Str, Count], Field(max_length=32)] = {}
 
 
 class BudgetHealth(Strict):

@@ -114,3 +114,15 @@ def test_real_process_budget_feeds_the_heartbeat():
     beat = HeartbeatCollector(lambda: {}, lambda: [module], budget=lambda: budget.to_dict([module]))
     data = next(iter(beat.collect())).data
     assert data["budget"]["rss_bytes"] > 0 and data["budget"]["max_cpu_percent"] == 5.0
+
+
+def test_module_counters_reach_the_heartbeat_flattened_and_valid():
+    from collector.ingest.schema import Heartbeat
+
+    module = Busy("authlog")
+    module.counters = {"recognised": 12, "ignored": {"unknown_sshd": 3, "garbage": 1}, "status": "following"}
+    beat = HeartbeatCollector(lambda: {}, lambda: [module])
+    data = next(iter(beat.collect())).data
+    assert data["collectors"]["authlog"]["counters"] == {"recognised": 12, "ignored.unknown_sshd": 3,
+                                                         "ignored.garbage": 1}
+    Heartbeat.model_validate(data)

@@ -37,7 +37,8 @@ def home(tmp_path: Path) -> tuple[list[str], Path]:
     """``--state-dir`` and ``--config`` options pointing into tmp (never /etc or /var/lib)."""
     config = tmp_path / "agent.toml"
     # The CLI is under test here, not the modules: only heartbeat and inventory run.
-    config.write_text("[sender]\nbackoff_initial_s = 0.1\n\n[patches]\nenabled = false\n")
+    config.write_text("[sender]\nbackoff_initial_s = 0.1\n\n[patches]\nenabled = false\n\n"
+                      "[authlog]\nenabled = false\n\n[fim]\nenabled = false\n")
     state = tmp_path / "state"
     return ["--state-dir", str(state), "--config", str(config)], state
 
@@ -169,7 +170,8 @@ def in_process_agent(server: FakeCollector, state: Path):
 
     config = Config()
     config.agent.state_dir = str(state)
-    config.patches.enabled = False  # heartbeat and inventory are enough to exercise the runner
+    # heartbeat and inventory are enough to exercise the runner
+    config.patches.enabled = config.authlog.enabled = config.fim.enabled = False
     agent_id, secret = server.add_agent()
     creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
     save_credentials(state, creds)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from agent.collectors.authlog import AuthLogCollector
 from agent.collectors.base import ListSink
+from agent.collectors.fim import FimCollector
 from agent.collectors.inventory import InventoryCollector
+from agent.collectors.netwatch import NetWatchCollector
 from agent.collectors.patches import PatchCollector, WindowsPatchCollector
 from agent.heartbeat import HeartbeatCollector
 from agent.wire import HEARTBEAT_FIELDS, INVENTORY_SECTIONS, ITEM_TYPES, SCHEMA_VERSION, SECTION_FIELDS, Batch, Item
@@ -24,7 +27,8 @@ def test_field_lists_match_the_validators():
 
 
 @pytest.mark.parametrize("collector_cls", [InventoryCollector, HeartbeatCollector, PatchCollector,
-                                           WindowsPatchCollector])
+                                           WindowsPatchCollector, AuthLogCollector, FimCollector,
+                                           NetWatchCollector])
 def test_each_collector_declares_fields_the_collector_accepts(collector_cls):
     models = schema.item_data_models()
     for item_type, fields in collector_cls.fields.items():
