@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -26,6 +26,7 @@ from collector.ingest import service as ingest
 from collector.ingest.schema import BatchIn, InventorySnapshot, parse_batch
 from collector.ratelimit import RateLimiter
 from collector.types import utcnow
+from rules.eol import eol_for_os
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,9 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
             host = host or session.get(Host, agent.host_id)
             live_agent = session.get(Agent, agent.id)
             agents.record_heartbeat(session, agent=live_agent, host=host, data=item.data.model_dump(mode="json"))
+        elif item.type == "patch.status":
+            event(item.type, item.ts, _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"),
+                                                on=item.ts.date()))
         elif item.type == "inventory.snapshot":
             host = host or session.get(Host, agent.host_id)
             for type_, data in _apply_inventory(session, host=host, snapshot=item.data, at=item.ts):
@@ -113,6 +117,20 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
         session.flush()
     events.add_many(session, rows=rows)
     return by_type
+
+
+def _with_eol(session: Session, *, host_id: int, data: dict[str, Any], on: date) -> dict[str, Any]:
+    """Patch status plus the OS end-of-life status, judged here from the rules' dated table.
+
+    The agent cannot import rules (DESIGN.md §3), and the table changes without agent upgrades.
+    """
+    os_row = hosts.current_os(session, host_id=host_id)
+    if os_row is None:
+        return data | {"os_eol": None}
+    status = eol_for_os(os_row, on)
+    return data | {"os_eol": {"product": status.product, "version": status.version, "status": status.status,
+                              "eol_date": status.eol_date.isoformat() if status.eol_date else None,
+                              "days_left": status.days_left}}
 
 
 def _apply_inventory(session: Session, *, host: Host, snapshot: InventorySnapshot, at: datetime):

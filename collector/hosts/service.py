@@ -146,3 +146,9 @@ def inventory_of(
     for section, data in session.exec(query.order_by(InventoryRow.section, InventoryRow.key)):
         sections.setdefault(section, []).append(data)
     return sections
+
+
+def current_os(session: Session, *, host_id: int) -> dict[str, Any] | None:
+    """The host's current ``os`` inventory row (for enrichment that needs the OS), or None."""
+    return session.exec(select(InventoryRow.data).where(
+        InventoryRow.host_id == host_id, InventoryRow.section == "os", InventoryRow.valid_to.is_(None))).first()

@@ -122,3 +122,14 @@ def test_batch_ids_are_per_agent(client, db, enrolled):
     assert post(client, enrolled, payload, **headers).json()["duplicate"] is False
     body = json.loads(gzip.decompress(h.gz(payload)))
     assert body["batch_id"] == payload["batch_id"]
+
+
+def test_patch_status_is_stored_with_the_os_end_of_life_judged_by_the_collector(client, db, enrolled):
+    os_row = {"platform": "linux", "id": "debian", "version_id": "10", "pretty_name": "Debian GNU/Linux 10"}
+    patch = {"type": "patch.status", "ts": "2026-11-22T00:00:00+00:00", "data": {
+        "manager": "apt", "pending": [], "pending_count": 0, "security_count": 0, "reboot_required": False}}
+    assert post(client, enrolled, h.batch([h.inventory({"os": [os_row]}), patch])).status_code == 202
+    with db.session() as s:
+        stored = s.exec(select(Event).where(Event.type == "patch.status")).one()
+    assert stored.data["manager"] == "apt"
+    assert stored.data["os_eol"]["status"] == "eol" and stored.data["os_eol"]["days_left"] < 0
