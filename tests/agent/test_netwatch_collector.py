@@ -147,8 +147,7 @@ def test_the_validators_refuse_bad_arp_spoofs(field, value):
 
 
 def test_to_record_and_the_bounded_queue_with_real_scapy_packets():
-    scapy = pytest.importorskip("scapy")  # the optional `packets` extra
-    del scapy
+    # scapy is the optional `packets` extra, installed with `dev`: a missing one must fail, not skip.
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.l2 import ARP, Ether
 
@@ -211,7 +210,6 @@ def frame(name: str) -> bytes:
 @pytest.mark.parametrize(("name", "kept"), FILTER_CASES.items())
 def test_the_kernel_filter_keeps_only_probes_and_arp_truncated(name, kept):
     """The hand-assembled BPF runs for real: attached to a Unix datagram socket, it sees raw bytes."""
-    pytest.importorskip("scapy")
     import socket
 
     from agent.collectors.netwatch.sniffer import attach_bpf
