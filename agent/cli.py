@@ -237,6 +237,9 @@ def format_status(report: dict[str, Any]) -> str:
                                 f"{budget.get('overruns', 0)}{paused})"))
     for name, health in sorted((status.get("collectors") or {}).items()):
         error = f", last error: {health['last_error']}" if health.get("last_error") else ""
+        counters = health.get("counters") or {}
+        if counters:
+            error += "; " + ", ".join(f"{k}={v}" for k, v in sorted(counters.items()))
         lines.append((f"Module {name}", f"{health.get('status')} (runs {health.get('runs', 0)}, "
                                         f"errors {health.get('errors', 0)}{error})"))
     width = max(len(label) for label, _ in lines) + 1

@@ -15,7 +15,7 @@ from agent.budget import BudgetLimits, ResourceBudget
 from agent.collectors.base import Collector, Sink
 from agent.config import Config
 from agent.flood import FloodGate, FloodLimits
-from agent.heartbeat import HeartbeatCollector
+from agent.heartbeat import HeartbeatCollector, module_counters
 from agent.sender import Backoff, CredentialRejected, DrainResult, Sender, ServerUnreachable, Transport, fetch_config
 from agent.spool import Spool
 from agent.state import (
@@ -246,7 +246,7 @@ class Agent:
             server=self.credentials.server,
             agent_id=self.credentials.agent_id,
             spool=self.spool.stats(),
-            collectors={c.name: c.stats.to_dict() for c in self.collectors},
+            collectors={c.name: c.stats.to_dict() | {"counters": module_counters(c)} for c in self.collectors},
             budget=self.budget.to_dict(self.collectors),
             intervals=dict(self.intervals),
             backoff_s=round(self.sender.backoff.remaining(), 1),
