@@ -217,3 +217,24 @@ def test_server_settings_are_applied_within_limits(server: FakeCollector, tmp_pa
         assert runner.sender.batch_max_items == 100
         server.stop()
         assert runner.apply_server_settings() == {}  # unreachable: local settings stay
+
+
+def test_runner_builds_the_configured_modules(server: FakeCollector, tmp_path: Path) -> None:
+    from agent.config import Config
+    from agent.runner import Agent
+    from agent.state import Credentials
+
+    agent_id, secret = server.add_agent()
+    creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
+    config = Config()
+    config.agent.state_dir = str(tmp_path / "all")
+    with Agent(config, creds) as runner:  # defaults: every module but the optional network watch
+        assert [c.name for c in runner.collectors] == ["inventory", "patches", "authlog", "fim", "heartbeat"]
+        assert runner.sink_for(runner.collectors[2]) is not runner.sink  # event modules pass the flood gate
+        assert runner.sink_for(runner.collectors[0]) is runner.sink
+    config = Config()
+    config.agent.state_dir = str(tmp_path / "few")
+    config.patches.enabled = config.authlog.enabled = config.fim.enabled = False
+    config.netwatch.enabled = True
+    with Agent(config, creds) as runner:
+        assert [c.name for c in runner.collectors] == ["inventory", "netwatch", "heartbeat"]
