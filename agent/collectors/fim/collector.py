@@ -39,13 +39,15 @@ class FimCollector(Collector):
                  exclude: Iterable[str] = DEFAULT_EXCLUDES,
                  path_options: Mapping[str, Mapping[str, object]] | None = None,
                  rescan_every_s: float = 12 * 3600, max_file_bytes: int = 50 << 20,
-                 max_files: int = 100_000, queue_size: int = 10_000, burst_window_s: float = 60.0,
+                 max_files: int = 100_000, queue_size: int = 10_000, max_checks_per_run: int = 250,
+                 burst_window_s: float = 60.0,
                  burst_per_dir: int = 20, burst_total: int = 100,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.policy = PathPolicy.build(paths, web_roots, include, exclude, path_options)
         self.counters: Counter[str] = Counter()
         self.clock = clock
+        self.max_checks_per_run = max_checks_per_run
         self.rescan_every_s = rescan_every_s
         self.baseline = Baseline(Path(state_dir) / DB_FILE)
         self.limiter = BurstLimiter(window_s=burst_window_s, per_dir=burst_per_dir, total=burst_total,
@@ -80,7 +82,7 @@ class FimCollector(Collector):
         """Baseline, rescan when due, then drain realtime paths; yields the changes found."""
         now = self.clock()
         self.watcher.sync(self._realtime_roots())
-        paths, overflowed = self.queue.drain()
+        paths, overflowed = self.queue.drain(self.max_checks_per_run)
         if overflowed:
             self.counters["queue_overflow"] += 1
         if self.baseline.get_meta("initialized") is None:

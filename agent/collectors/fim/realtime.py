@@ -56,12 +56,18 @@ class PathQueue:
                 return
             self.paths.add(path)
 
-    def drain(self) -> tuple[list[str], bool]:
-        """Paths in sorted order (parents before children), and whether any were lost."""
+    def drain(self, limit: int | None = None) -> tuple[list[str], bool]:
+        """Up to ``limit`` paths in sorted order (parents first), and whether any were lost.
+
+        What is over the limit stays queued for the next run: a package upgrade's thousands of
+        changes are worked off at a steady pace instead of in one CPU spike.
+        """
         with self.lock:
-            paths, overflowed = self.paths, self.overflowed
-            self.paths, self.overflowed = set(), False
-        return sorted(paths), overflowed
+            ordered, overflowed = sorted(self.paths), self.overflowed
+            taken = ordered if limit is None else ordered[:limit]
+            self.paths = set(ordered[len(taken):])
+            self.overflowed = False
+        return taken, overflowed
 
     def __len__(self) -> int:
         return len(self.paths)
