@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -214,43 +215,19 @@ def _coerce(value: Any, default: Any, name: str, where: str) -> Any:
     raise ConfigError(f"{where}{name} must be a string, got {value!r}")
 
 
+def _options(config: Config) -> Iterator[tuple[str, Any]]:
+    """(``section.option``, value) for every option of every section."""
+    for section in fields(config):
+        if section.name != "source":
+            values = getattr(config, section.name)
+            for option in fields(values):
+                yield f"{section.name}.{option.name}", getattr(values, option.name)
+
+
 def _check_values(config: Config, where: str) -> None:
-    positive = {
-        "schedule.heartbeat_s": config.schedule.heartbeat_s,
-        "schedule.inventory_s": config.schedule.inventory_s,
-        "schedule.inventory_full_s": config.schedule.inventory_full_s,
-        "spool.max_bytes": config.spool.max_bytes,
-        "sender.batch_max_items": config.sender.batch_max_items,
-        "sender.batch_max_bytes": config.sender.batch_max_bytes,
-        "sender.timeout_s": config.sender.timeout_s,
-        "sender.backoff_initial_s": config.sender.backoff_initial_s,
-        "sender.backoff_max_s": config.sender.backoff_max_s,
-        "budget.max_rss_mb": config.budget.max_rss_mb,
-        "budget.max_cpu_percent": config.budget.max_cpu_percent,
-        "budget.window_s": config.budget.window_s,
-        "budget.pause_s": config.budget.pause_s,
-        "budget.check_s": config.budget.check_s,
-        "flood.overall_eps": config.flood.overall_eps,
-        "flood.overall_burst": config.flood.overall_burst,
-        "flood.module_eps": config.flood.module_eps,
-        "flood.module_burst": config.flood.module_burst,
-        "patches.every_s": config.patches.every_s,
-        "patches.check_s": config.patches.check_s,
-        "patches.timeout_s": config.patches.timeout_s,
-        "authlog.interval_s": config.authlog.interval_s,
-        "authlog.max_lines_per_run": config.authlog.max_lines_per_run,
-        "fim.rescan_s": config.fim.rescan_s,
-        "fim.max_file_mb": config.fim.max_file_mb,
-        "fim.max_files": config.fim.max_files,
-        "fim.interval_s": config.fim.interval_s,
-        "netwatch.ports_threshold": config.netwatch.ports_threshold,
-        "netwatch.hosts_threshold": config.netwatch.hosts_threshold,
-        "netwatch.window_s": config.netwatch.window_s,
-        "netwatch.cooldown_s": config.netwatch.cooldown_s,
-        "netwatch.interval_s": config.netwatch.interval_s,
-    }
-    for name, value in positive.items():
-        if value <= 0:
+    # Every number in the config is a size, count, rate or duration: all must be positive.
+    for name, value in _options(config):
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
             raise ConfigError(f"{where}{name} must be greater than 0, got {value!r}")
     level = config.agent.log_level.upper()
     if level not in LOG_LEVELS:
