@@ -52,7 +52,6 @@ class FloodGate:
         self.overall = TokenBucket(limits.overall_rate, limits.overall_burst, clock)
         self.modules: dict[str, TokenBucket] = {}
         self.pending: dict[str, int] = {}
-        self.passed = 0
         self._last_flush = clock()
         self._lock = threading.Lock()
 
@@ -70,7 +69,6 @@ class FloodGate:
                 reason = "rate_limited:overall"
             else:
                 reason = None
-                self.passed += 1
             if reason:
                 self.pending[reason] = self.pending.get(reason, 0) + 1
             due = self.pending and self.clock() - self._last_flush >= FLUSH_EVERY_S

@@ -58,6 +58,12 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str, str]:
     return server, base, token
 
 
+def enroll_agent(base: str, token: str, state: Path) -> None:
+    """Enroll a real agent process into ``state`` against the server at ``base``."""
+    subprocess.run([sys.executable, "-m", "agent", "enroll", "--server", base, "--token", token,
+                    "--state-dir", str(state)], check=True, capture_output=True)
+
+
 def sample_agent(state: Path, seconds: float, interval: float) -> list[tuple[float, float, float]]:
     proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--state-dir", str(state)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -92,8 +98,7 @@ def main() -> None:
     server, base, token = start_server(tmp)
     try:
         state = tmp / "agent"
-        subprocess.run([sys.executable, "-m", "agent", "enroll", "--server", base, "--token", token,
-                        "--state-dir", str(state)], check=True, capture_output=True)
+        enroll_agent(base, token, state)
         samples = sample_agent(state, args.seconds, args.interval)
     finally:
         server.terminate()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.agent_resources import start_server
+from bench.agent_resources import enroll_agent, start_server
 
 WRITER = """
 import os, sys
@@ -56,8 +56,7 @@ def main() -> None:
     server, base, token = start_server(tmp)
     state = tmp / "agent"
     try:
-        subprocess.run([sys.executable, "-m", "agent", "enroll", "--server", base, "--token", token,
-                        "--state-dir", str(state)], check=True, capture_output=True)
+        enroll_agent(base, token, state)
         agent = subprocess.Popen([sys.executable, "-m", "agent", "run", "--state-dir", str(state), "--config",
                                   str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples = run_upgrade(psutil.Process(agent.pid), tree, args.seconds)

@@ -21,5 +21,3 @@ class IngestMetrics:
                                  registry=self.registry)
         self.enrollments = Counter("khien_enrollments", "Agent enrollments, by outcome", ["outcome"],
                                    registry=self.registry)
-        self.agent_dropped = Counter("khien_agent_dropped_items", "Items agents report they dropped "
-                                     "(from heartbeats), by reason", ["reason"], registry=self.registry)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from collector.errors import InvalidInput
@@ -30,7 +30,6 @@ class Settings:
     session_ttl_s: int = 8 * 3600
     cookie_secure: bool = True
     demo: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def default_data_dir() -> Path:

@@ -101,10 +101,6 @@ def authenticate(session: Session, *, credential: str) -> Agent:
     return agent
 
 
-def revoke(session: Session, *, agent_id: str) -> None:
-    session.execute(update(Agent).where(Agent.id == agent_id).values(revoked=True, revoked_at=utcnow()))
-
-
 def record_heartbeat(session: Session, *, agent: Agent, host: Host, data: dict[str, Any]) -> None:
     """Keep the latest heartbeat for status pages; versions follow what the agent reports."""
     agent.last_heartbeat = data

@@ -256,12 +256,8 @@ def row_models() -> dict[str, type[Strict]]:
     return {name: row for name, (row, _cap) in SECTION_ROWS.items()}
 
 
-def model_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    return tuple(model.model_fields)
-
-
 def item_data_models() -> dict[str, type[BaseModel]]:
     return dict(ITEM_MODELS)
 
 
-__all__ = ["ITEM_TYPES", "SCHEMA_VERSION", "Any", "BatchIn", "parse_batch", "row_models"]
+__all__ = ["ITEM_TYPES", "SCHEMA_VERSION", "BatchIn", "parse_batch", "row_models"]

@@ -9,6 +9,7 @@ import pytest
 
 from collector.agents import service as agents
 from collector.db import Database
+from collector.types import utcnow
 
 KHIEN = [sys.executable, "-m", "khien.cli"]
 
@@ -53,7 +54,7 @@ def test_units_users_and_tokens(db_url):
     enroll_token = created.stdout.strip().splitlines()[-1]
     db = Database(db_url)
     with db.transaction() as s:  # the printed token really enrolls
-        assert agents._usable_token(s, token=enroll_token, now=__import__("collector.types").types.utcnow())
+        assert agents._usable_token(s, token=enroll_token, now=utcnow())
     db.dispose()
     assert_one_line_error(run(db_url, "token", "create", "--unit", "NOPE"), "unknown unit code")
     assert_one_line_error(run(db_url, "token", "create", "--unit", "HN", "--expires", "soon"), "invalid duration")
