@@ -104,6 +104,8 @@ class FimSection:
     max_file_mb: int = 50
     max_files: int = 100_000
     interval_s: float = 1.0
+    max_cpu_percent: float = 2.0
+    queue_size: int = 5000
 
 
 @dataclass

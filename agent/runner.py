@@ -142,7 +142,8 @@ class Agent:
         fim = self.config.fim
         return FimCollector(self.state_dir, paths=fim.paths or None, include=fim.include,
                             exclude=(*DEFAULT_EXCLUDES, *fim.exclude), rescan_every_s=fim.rescan_s,
-                            max_file_bytes=fim.max_file_mb * 1000 * 1000, max_files=fim.max_files)
+                            max_file_bytes=fim.max_file_mb * 1000 * 1000, max_files=fim.max_files,
+                            queue_size=fim.queue_size, slice_ms=fim.interval_s * 10 * fim.max_cpu_percent)
 
     def sink_for(self, collector: Collector) -> Sink:
         """Event modules emit through the flood gate; state reports (heartbeat, inventory) never wait."""

@@ -128,18 +128,3 @@ def test_corrupt_baseline_is_set_aside_and_rebuilt(tmp_path):
     assert run(c) == []  # rebuilt silently, like a first install
     assert (tmp_path / "state" / "fim.db.corrupt").exists() and c.counters["files"] == 2
     c.close()
-
-
-def test_realtime_changes_are_worked_off_at_a_bounded_pace():
-    from agent.collectors.fim.realtime import PathQueue
-
-    queue = PathQueue(max_size=1000)
-    for i in range(600):
-        queue.add(f"/srv/app/file{i:04d}")
-    first, overflowed = queue.drain(250)
-    assert len(first) == 250 and not overflowed and first == sorted(first)
-    assert len(queue) == 350  # the rest waits for the next run, nothing is lost
-    second, _ = queue.drain(250)
-    third, _ = queue.drain(250)
-    assert len(second) == 250 and len(third) == 100 and len(queue) == 0
-    assert set(first) | set(second) | set(third) == {f"/srv/app/file{i:04d}" for i in range(600)}

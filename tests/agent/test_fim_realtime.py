@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.agent.test_fim_support import make, poll, run
+from tests.agent.test_fim_support import make, poll, run, settle
 
 # watchdog's own recursive inotify walk can race with a directory created under it and warns that it
 # re-registers the same watch; harmless (the watch is replaced), and not ours to fix.
@@ -23,6 +23,7 @@ def live(tmp_path):
     (w / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
     assert run(c) == []
     c.start()
+    assert settle(c) == []  # realtime armed, and the pass that follows the baseline done
     yield c, w
     c.close()
 
@@ -81,6 +82,7 @@ def test_realtime_can_be_switched_off_per_path(tmp_path):
     (w / "logs").mkdir()
     run(c)
     c.start()
+    settle(c)
     try:
         (w / "logs" / "app.log").write_text("x")
         (w / "conf").write_text("x")
@@ -109,6 +111,7 @@ def test_realtime_burst_is_summarised_when_the_window_closes(tmp_path):
     c, w = make(tmp_path, rescan_every_s=3600, burst_window_s=0.5, burst_per_dir=5, burst_total=50)
     run(c)
     c.start()
+    settle(c)
     try:
         for i in range(100):
             (w / f"pkg{i:03}").write_text("x")

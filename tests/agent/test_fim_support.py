@@ -13,12 +13,13 @@ from collector.ingest.schema import parse_batch
 
 
 def make(tmp_path: Path, **kwargs) -> tuple[FimCollector, Path]:
-    """A collector watching ``tmp_path/w`` with its state in ``tmp_path/state``; rescans every run."""
+    """A collector watching ``tmp_path/w`` with its state in ``tmp_path/state``; a whole rescan every run."""
     watched = tmp_path / "w"
     watched.mkdir(exist_ok=True)
     kwargs.setdefault("paths", [str(watched)])
     kwargs.setdefault("web_roots", [])
     kwargs.setdefault("rescan_every_s", 0)
+    kwargs.setdefault("slice_ms", None)  # whole rescans per run unless a test is about pacing
     return FimCollector(tmp_path / "state", **kwargs), watched
 
 
@@ -35,6 +36,16 @@ def run(collector: FimCollector) -> list[Item]:
     assert stats.status == "ok", stats.last_error
     validate(sink.items)
     return sink.items
+
+
+def settle(collector: FimCollector, max_runs: int = 1000) -> list[Item]:
+    """Run until no rescan is in progress (e.g. the pass that follows the baseline); returns the items."""
+    items = run(collector)
+    for _ in range(max_runs):
+        if collector.walk is None:
+            return items
+        items += run(collector)
+    raise AssertionError(f"rescan still running after {max_runs} runs")
 
 
 def changes(collector: FimCollector) -> dict[str, dict]:

@@ -81,6 +81,9 @@ class Baseline:
     def __len__(self) -> int:
         return self._count
 
+    def count_dirs(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM files WHERE kind='dir'").fetchone()[0]
+
     def get(self, path: str) -> Record | None:
         row = self.db.execute(f"SELECT {','.join(COLUMNS)} FROM files WHERE path=?", (path,)).fetchone()
         return Record(*row) if row else None

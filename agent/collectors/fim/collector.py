@@ -1,14 +1,22 @@
-"""``FimCollector``: file integrity monitoring — SQLite baseline, realtime inotify, periodic rescan.
+"""``FimCollector``: file integrity monitoring — SQLite baseline, realtime inotify, paced rescans.
 
-The first ``collect()`` builds the baseline silently. Every later ``collect()`` (the scheduler calls
-it every second or two) drains the paths the observer thread queued and compares them with the
-baseline; a full rescan runs at process start (finding what changed while the agent was down) and
-every ``rescan_every_s``. Problems that are not failures of the collector (unreadable files, the
-file cap) go out as ``agent.error`` items and counters instead of failing the run.
+Every ``collect()`` (the scheduler calls it every second) works for at most ``slice_ms`` of CPU:
+first the paths the observer thread queued, then the new directories they revealed, then the
+rescan in progress. The first rescan builds the baseline silently, with realtime held back; later
+ones start at process start (finding what changed while the agent was down), every
+``rescan_every_s``, and after a realtime storm.
+
+Storms (a package upgrade rewriting 50,000 files): the watcher drops its inotify watches the moment
+its queue fills or the kernel's overflows, so the flood stops costing CPU; a paced rescan then
+finds every change. Whenever a pass ran without realtime (a storm's, or the first baseline), its
+end re-arms realtime and starts one more paced pass, which covers what changed between a
+directory's visit and the re-arming. Problems that are not failures of the collector
+(unreadable files, the file cap) go out as ``agent.error`` items and counters.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -21,9 +29,12 @@ from agent.collectors.fim.events import FIELDS, ITEM_TYPE, BurstLimiter
 from agent.collectors.fim.paths import DEFAULT_EXCLUDES, PathPolicy, under
 from agent.collectors.fim.realtime import PathQueue, Watcher
 from agent.collectors.fim.scan import Scanner
+from agent.collectors.fim.walk import CpuSlice, Walk
 from agent.wire import Item
 
 DB_FILE = "fim.db"
+
+log = logging.getLogger(__name__)
 
 
 class FimCollector(Collector):
@@ -39,7 +50,7 @@ class FimCollector(Collector):
                  exclude: Iterable[str] = DEFAULT_EXCLUDES,
                  path_options: Mapping[str, Mapping[str, object]] | None = None,
                  rescan_every_s: float = 12 * 3600, max_file_bytes: int = 50 << 20,
-                 max_files: int = 100_000, queue_size: int = 10_000, max_checks_per_run: int = 250,
+                 max_files: int = 100_000, queue_size: int = 5_000, slice_ms: float | None = 20.0,
                  burst_window_s: float = 60.0,
                  burst_per_dir: int = 20, burst_total: int = 100,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -47,7 +58,7 @@ class FimCollector(Collector):
         self.policy = PathPolicy.build(paths, web_roots, include, exclude, path_options)
         self.counters: Counter[str] = Counter()
         self.clock = clock
-        self.max_checks_per_run = max_checks_per_run
+        self.slice_ms = slice_ms
         self.rescan_every_s = rescan_every_s
         self.baseline = Baseline(Path(state_dir) / DB_FILE)
         self.limiter = BurstLimiter(window_s=burst_window_s, per_dir=burst_per_dir, total=burst_total,
@@ -58,6 +69,11 @@ class FimCollector(Collector):
         self.queue = PathQueue(queue_size)
         self.watcher = Watcher(self.queue, self._wanted, self.counters)
         self.last_rescan: float | None = None
+        self.walk: Walk | None = None  # the rescan (or first baseline) in progress
+        self.initialized = self.baseline.get_meta("initialized") is not None
+        if not self.initialized:
+            self.watcher.suspend()  # realtime waits for the baseline, which must not report anything
+        self.discovered = Walk([], scan="realtime", reason="new directories")  # trees realtime saw appear
         self._cap_reported = False
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -79,22 +95,21 @@ class FimCollector(Collector):
     # --- collection --------------------------------------------------------------------------------
 
     def collect(self) -> Iterator[Item]:
-        """Baseline, rescan when due, then drain realtime paths; yields the changes found."""
+        """Baseline once, then realtime paths and rescans within this run's CPU slice."""
         now = self.clock()
+        work = CpuSlice(self.slice_ms)
         self.watcher.sync(self._realtime_roots())
-        paths, overflowed = self.queue.drain(self.max_checks_per_run)
-        if overflowed:
-            self.counters["queue_overflow"] += 1
-        if self.baseline.get_meta("initialized") is None:
-            self._full_scan(quiet=True)
-            self.baseline.set_meta("initialized", "1")
-            self.last_rescan = now
-        elif overflowed or self.last_rescan is None or now - self.last_rescan >= self.rescan_every_s:
-            # Startup (changes made while we were down), the periodic rescan, or lost realtime events.
-            self._full_scan(quiet=False)
-            self.last_rescan = now
-        for path in paths:
-            self.scanner.check(path, scan="realtime")
+        if self.watcher.storm is not None and not self.watcher.suspended:
+            self._suspend_realtime()
+        if self.walk is None and not self.initialized:
+            self._start_rescan("baseline", quiet=True)
+        elif self.walk is None and (self.last_rescan is None or now - self.last_rescan >= self.rescan_every_s):
+            # At startup (changes made while we were down) and periodically (what realtime missed).
+            self._start_rescan("startup" if self.last_rescan is None else "periodic")
+        self._work_off_realtime(work)
+        # The rescan also gets at least one directory per run, even when realtime used the slice.
+        if self.walk is not None and self.walk.step(self.scanner, stop=work.over):
+            self._rescan_finished()
         self.baseline.commit()
         summary = self.limiter.flush()
         if summary is not None:
@@ -104,13 +119,51 @@ class FimCollector(Collector):
         yield from items
         yield from self._problems()
 
-    def _full_scan(self, *, quiet: bool) -> None:
-        for root in self._top_roots():
-            self.scanner.walk(root, scan="rescan", quiet=quiet)
-        self.baseline.commit()
-        summary = self.limiter.flush(force=True)  # a rescan's burst is summarised in the same run
+    def _work_off_realtime(self, work: CpuSlice) -> None:
+        """Queued paths oldest first, then the new trees they revealed, until the slice is used.
+
+        At least one path (or directory) per run, so a busy host slows FIM down but never stalls it.
+        """
+        while paths := self.queue.take(16):  # small batches: what the slice leaves stays queued
+            for index, path in enumerate(paths):
+                self.discovered.add(self.scanner.check(path, scan="realtime"))
+                if work.over():
+                    for rest in paths[index + 1:]:
+                        self.queue.add(rest)
+                    return
+        if not self.discovered.done:
+            self.discovered.step(self.scanner, stop=work.over)
+
+    def _start_rescan(self, reason: str, *, quiet: bool = False) -> None:
+        self.walk = Walk(self._top_roots(), quiet=quiet, reason=reason, expected_dirs=self.baseline.count_dirs())
+        self.last_rescan = self.clock()
+
+    def _suspend_realtime(self) -> None:
+        """The watcher stopped itself in a storm: everything queued is covered by a rescan instead."""
+        reason = self.watcher.suspend()
+        self.counters["realtime_suspended"] += 1
+        if self.queue.clear():
+            self.counters["queue_overflow"] += 1
+        self.discovered = Walk([], scan="realtime", reason="new directories")
+        log.warning("fim: realtime suspended (%s); working off the changes with a paced rescan", reason)
+        self._start_rescan("storm")  # replaces any rescan in progress: its visited part is stale now
+
+    def _rescan_finished(self) -> None:
+        walk, self.walk = self.walk, None
+        self.counters["rescans"] += 1
+        summary = self.limiter.flush(force=True)  # a rescan's burst is summarised when it ends
         if summary is not None:
             self._out.append(summary)
+        if walk is not None and walk.reason == "baseline":
+            self.initialized = True
+            self.baseline.set_meta("initialized", "1")
+            log.info("fim: baseline built: %d paths", len(self.baseline))
+        if self.watcher.suspended:
+            # Re-arm now; one more pass covers what changed after this pass had moved on.
+            self.watcher.resume()
+            self.watcher.sync(self._realtime_roots())
+            self._start_rescan(f"after {walk.reason if walk is not None else 'suspension'}")
+            log.info("fim: realtime re-armed; checking once more for changes made during the pass")
 
     def _problems(self) -> Iterator[Item]:
         """``agent.error`` items for the file cap (once) and files that could not be read."""
@@ -142,8 +195,12 @@ class FimCollector(Collector):
         self.counters["files"] = len(self.baseline)
         self.counters["missing_paths"] = len(self.scanner.missing)
         self.counters["queued"] = len(self.queue)
+        self.counters["realtime_active"] = int(self.watcher.running)
+        self.counters["rescan_percent"] = self.walk.percent if self.walk is not None else 0
 
     def status(self) -> dict[str, object]:
         """Counters plus the watched roots that do not exist (yet)."""
         return {"counters": dict(self.counters), "missing": sorted(self.scanner.missing),
-                "realtime": self.watcher.running, "watched_roots": sorted(self.watcher.watches)}
+                "realtime": self.watcher.running, "storm": self.watcher.storm,
+                "rescan": None if self.walk is None else {"reason": self.walk.reason, "percent": self.walk.percent},
+                "watched_roots": sorted(self.watcher.watches)}

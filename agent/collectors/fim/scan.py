@@ -33,10 +33,10 @@ class Scanner:
         self.unreadable: list[str] = []  # paths not reported yet (capped), drained by the collector
         self.cap_hit = False
 
-    # --- full walks --------------------------------------------------------------------------------
+    # --- whole trees, one directory at a time (driven by walk.Walk) -------------------------------
 
-    def walk(self, root: str, *, scan: str, quiet: bool) -> None:
-        """Compare one watched root and everything below it."""
+    def enter_root(self, root: str, *, scan: str, quiet: bool) -> list[str]:
+        """Compare one watched root itself; returns ``[root]`` when it is a directory to walk."""
         old = self.baseline.get(root)
         try:
             st = os.lstat(root)
@@ -44,24 +44,23 @@ class Scanner:
             self.missing.add(root)
             if old is not None:
                 self.vanish(root, old, scan=scan, quiet=quiet)
-            return
+            return []
         self.missing.discard(root)
         new = self.observe(root, st, old)
-        if new is not None:
-            self.apply(root, old, new, scan=scan, quiet=quiet)
-            if new.kind == "dir":
-                self.walk_dirs([root], scan=scan, quiet=quiet)
-
-    def walk_dirs(self, stack: list[str], *, scan: str, quiet: bool) -> None:
-        while stack:
-            stack.extend(self.scan_dir(stack.pop(), scan=scan, quiet=quiet))
+        if new is None:
+            return []
+        self.apply(root, old, new, scan=scan, quiet=quiet)
+        return [root] if new.kind == "dir" else []
 
     def scan_dir(self, directory: str, *, scan: str, quiet: bool) -> list[str]:
         """Compare one directory's entries with its baseline rows; returns its subdirectories."""
         known = self.baseline.children(directory)
         subdirs: list[str] = []
         try:
-            for entry in _entries(directory):
+            entries = _entries(directory)
+            if entries is None:  # gone or replaced since it was queued: judge the path itself
+                return self.check(directory, scan=scan) if not quiet else []
+            for entry in entries:
                 path = entry.path
                 if self.policy.excluded(path):
                     if known.pop(path, None) is not None:  # excluded since: forget it silently
@@ -89,10 +88,13 @@ class Scanner:
 
     # --- single paths (realtime) -------------------------------------------------------------------
 
-    def check(self, path: str, *, scan: str) -> None:
-        """Re-examine one path that realtime reported; a new directory is walked whole."""
+    def check(self, path: str, *, scan: str) -> list[str]:
+        """Re-examine one path that realtime reported; returns a new directory to walk, if it is one.
+
+        Files may land in a new directory before inotify watches it, so the caller walks it (paced).
+        """
         if self.policy.root_of(path) is None or self.policy.excluded(path):
-            return
+            return []
         old = self.baseline.get(path)
         try:
             st = os.lstat(path)
@@ -101,17 +103,15 @@ class Scanner:
                 self.missing.add(path)
             if old is not None:
                 self.vanish(path, old, scan=scan, quiet=False)
-            return
+            return []
         self.missing.discard(path)
         if not self.policy.included(path, stat.S_ISDIR(st.st_mode)):
-            return
+            return []
         new = self.observe(path, st, old)
         if new is None:
-            return
+            return []
         self.apply(path, old, new, scan=scan, quiet=False)
-        if new.kind == "dir" and (old is None or old.kind != "dir"):
-            # Files may land in a new directory before inotify watches it: walk it now.
-            self.walk_dirs([path], scan=scan, quiet=False)
+        return [path] if new.kind == "dir" and (old is None or old.kind != "dir") else []
 
     # --- shared steps ------------------------------------------------------------------------------
 
@@ -181,11 +181,15 @@ class Scanner:
             self.out(Item(ITEM_TYPE, change_data(path, action, record, changed, scan=scan, web_root=web)))
 
 
-def _entries(directory: str) -> Iterator[os.DirEntry[str]]:
-    """Entries of a directory, none if it vanished since its parent was listed."""
+def _entries(directory: str) -> Iterator[os.DirEntry[str]] | None:
+    """Entries of a directory, or None if it vanished (or stopped being one) since it was queued."""
     try:
         it = os.scandir(directory)
     except GONE:
-        return
+        return None
+    return _drain(it)
+
+
+def _drain(it: os.ScandirIterator) -> Iterator[os.DirEntry[str]]:
     with it:
         yield from it
