@@ -1,4 +1,4 @@
-"""``khien-agent`` command line: enroll, run, inventory, parse-log, status.
+"""``khien-agent`` command line: enroll, run, inventory, facts, parse-log, status.
 
 Exit codes: 0 success, 1 error (one line on stderr, no traceback), 2 usage error, 3 ``run --once``
 left data in the spool, 130 interrupted.
@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     inventory = commands.add_parser("inventory", help="print this host's inventory as JSON",
                                     description="Print this host's inventory as JSON (no server needed).")
     inventory.set_defaults(handler=cmd_inventory)
+
+    facts = commands.add_parser("facts", help="print this host's compliance facts as JSON",
+                                description="Collect the compliance facts (sshd, PAM, accounts, firewall, audit, "
+                                            "...) and print them as JSON (no server needed).")
+    facts.add_argument("--kind", metavar="NAME", help="print only this fact kind (one of: %(choices)s)",
+                       choices=_fact_kinds())
+    facts.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="seconds one command may take (default: 10)")
+    facts.set_defaults(handler=cmd_facts)
 
     parse_log = commands.add_parser(
         "parse-log", help="print normalized auth events from a log file as JSON lines",
@@ -157,6 +166,26 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     from agent.collectors.inventory import collect_sections
 
     json.dump(collect_sections(), sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _fact_kinds() -> tuple[str, ...]:
+    from agent.collectors.facts.kinds import KIND_NAMES
+
+    return KIND_NAMES
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    """Print the facts snapshot (or one kind) as JSON."""
+    from agent.collectors.facts import collect_facts
+
+    if args.timeout <= 0:
+        return fail("--timeout must be greater than 0")
+    kinds = [args.kind] if args.kind else None
+    facts = collect_facts(kinds=kinds, timeout_s=args.timeout)
+    json.dump(facts["kinds"][args.kind] if args.kind else facts, sys.stdout, indent=2, ensure_ascii=False,
+              default=str)
     sys.stdout.write("\n")
     return 0
 

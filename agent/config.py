@@ -85,6 +85,15 @@ class PatchesSection:
 
 
 @dataclass
+class FactsSection:
+    enabled: bool = True
+    every_s: int = 43200
+    check_s: int = 300
+    timeout_s: float = 10.0
+    skip: list[str] = field(default_factory=list)
+
+
+@dataclass
 class AuthlogSection:
     enabled: bool = True
     paths: list[str] = field(default_factory=list)
@@ -129,6 +138,7 @@ class Config:
     budget: BudgetSection = field(default_factory=BudgetSection)
     flood: FloodSection = field(default_factory=FloodSection)
     patches: PatchesSection = field(default_factory=PatchesSection)
+    facts: FactsSection = field(default_factory=FactsSection)
     authlog: AuthlogSection = field(default_factory=AuthlogSection)
     fim: FimSection = field(default_factory=FimSection)
     netwatch: NetwatchSection = field(default_factory=NetwatchSection)
@@ -235,5 +245,14 @@ def _check_values(config: Config, where: str) -> None:
     if level not in LOG_LEVELS:
         raise ConfigError(f"{where}agent.log_level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     config.agent.log_level = level
+    _check_fact_kinds(config, where)
     if config.sender.backoff_max_s < config.sender.backoff_initial_s:
         raise ConfigError(f"{where}sender.backoff_max_s must be at least sender.backoff_initial_s")
+
+
+def _check_fact_kinds(config: Config, where: str) -> None:
+    from agent.collectors.facts.kinds import KIND_NAMES  # stdlib-only, and only when a config is loaded
+
+    unknown = [k for k in config.facts.skip if k not in KIND_NAMES]
+    if unknown:
+        raise ConfigError(f"{where}facts.skip: unknown fact kind {unknown[0]!r} (known: {', '.join(KIND_NAMES)})")

@@ -82,6 +82,7 @@ class Agent:
                           "inventory": float(config.schedule.inventory_s),
                           # checks whether a run is due (daily, or the package database changed)
                           "patches": float(config.patches.check_s),
+                          "facts": float(config.facts.check_s),  # checks whether the 12 h snapshot is due
                           "authlog": config.authlog.interval_s,
                           "fim": config.fim.interval_s,
                           "netwatch": config.netwatch.interval_s}
@@ -117,6 +118,11 @@ class Agent:
             from agent.collectors.patches import PatchCollector
 
             modules.append(PatchCollector(every_s=cfg.patches.every_s, timeout_s=cfg.patches.timeout_s))
+        if cfg.facts.enabled:
+            from agent.collectors.facts import FactsCollector
+
+            modules.append(FactsCollector(every_s=cfg.facts.every_s, timeout_s=cfg.facts.timeout_s,
+                                          skip=cfg.facts.skip))
         if cfg.authlog.enabled:
             from agent.collectors.authlog import AuthLogCollector
 

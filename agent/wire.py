@@ -57,7 +57,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
 
 ITEM_TYPES: frozenset[str] = frozenset({
     "host.heartbeat", "inventory.snapshot", "agent.error",
-    "patch.status",
+    "patch.status", "facts.snapshot",
     "auth.failure", "auth.success", "auth.sudo", "auth.su", "account.change",
     "file.change",
     "net.portscan", "net.arp_spoof",

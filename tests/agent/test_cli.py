@@ -38,7 +38,7 @@ def home(tmp_path: Path) -> tuple[list[str], Path]:
     config = tmp_path / "agent.toml"
     # The CLI is under test here, not the modules: only heartbeat and inventory run.
     config.write_text("[sender]\nbackoff_initial_s = 0.1\n\n[patches]\nenabled = false\n\n"
-                      "[authlog]\nenabled = false\n\n[fim]\nenabled = false\n")
+                      "[authlog]\nenabled = false\n\n[fim]\nenabled = false\n\n[facts]\nenabled = false\n")
     state = tmp_path / "state"
     return ["--state-dir", str(state), "--config", str(config)], state
 
@@ -171,7 +171,7 @@ def in_process_agent(server: FakeCollector, state: Path):
     config = Config()
     config.agent.state_dir = str(state)
     # heartbeat and inventory are enough to exercise the runner
-    config.patches.enabled = config.authlog.enabled = config.fim.enabled = False
+    config.patches.enabled = config.authlog.enabled = config.fim.enabled = config.facts.enabled = False
     agent_id, secret = server.add_agent()
     creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
     save_credentials(state, creds)
@@ -229,12 +229,13 @@ def test_runner_builds_the_configured_modules(server: FakeCollector, tmp_path: P
     config = Config()
     config.agent.state_dir = str(tmp_path / "all")
     with Agent(config, creds) as runner:  # defaults: every module but the optional network watch
-        assert [c.name for c in runner.collectors] == ["inventory", "patches", "authlog", "fim", "heartbeat"]
-        assert runner.sink_for(runner.collectors[2]) is not runner.sink  # event modules pass the flood gate
+        assert [c.name for c in runner.collectors] == ["inventory", "patches", "facts", "authlog", "fim",
+                                                          "heartbeat"]
+        assert runner.sink_for(runner.collectors[3]) is not runner.sink  # event modules pass the flood gate
         assert runner.sink_for(runner.collectors[0]) is runner.sink
     config = Config()
     config.agent.state_dir = str(tmp_path / "few")
-    config.patches.enabled = config.authlog.enabled = config.fim.enabled = False
+    config.patches.enabled = config.authlog.enabled = config.fim.enabled = config.facts.enabled = False
     config.netwatch.enabled = True
     with Agent(config, creds) as runner:
         assert [c.name for c in runner.collectors] == ["inventory", "netwatch", "heartbeat"]

@@ -69,7 +69,8 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
 def quiet_config(tmp_path: Path) -> Path:
     """Agent config with only heartbeat and inventory, for tests that count items exactly."""
     path = tmp_path / "agent.toml"
-    path.write_text("[patches]\nenabled = false\n\n[authlog]\nenabled = false\n\n[fim]\nenabled = false\n")
+    path.write_text("[patches]\nenabled = false\n\n[authlog]\nenabled = false\n\n[fim]\nenabled = false\n\n"
+                    "[facts]\nenabled = false\n")
     return path
 
 

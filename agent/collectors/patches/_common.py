@@ -1,50 +1,26 @@
-"""Shared pieces of the patch collectors: the command runner and small row helpers."""
+"""Shared pieces of the patch collectors: the runner type and small row helpers."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from agent.collectors.commands import CommandResult, run_command
+from agent.collectors.commands import failure as command_failure
 
 MAX_TEXT = 256  # the collector caps every string at 256 characters
 MAX_PENDING = 20_000
 MAX_ERRORS = 50
 
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    """What a finished command left behind; ``error`` is set when it could not run at all."""
-
-    returncode: int
-    stdout: str = ""
-    stderr: str = ""
-    error: str | None = None
+__all__ = ["CommandResult", "Runner", "clip", "failure", "run_command"]
 
 
 Runner = Callable[[list[str], float], CommandResult]
 
 
-def run_command(argv: list[str], timeout_s: float) -> CommandResult:
-    """Run ``argv`` with LANG=C (parsers read English output); never raises."""
-    env = dict(os.environ, LANG="C", LC_ALL="C", LANGUAGE="C")
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout_s,
-                              check=False, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return CommandResult(-1, error=f"{argv[0]}: timed out after {timeout_s:g}s")
-    except OSError as exc:
-        return CommandResult(-1, error=f"{argv[0]}: {exc}")
-    return CommandResult(done.returncode, done.stdout, done.stderr)
-
-
 def failure(label: str, result: CommandResult) -> str:
     """One short line saying why a command gave no usable answer."""
-    if result.error:
-        return clip(f"{label}: {result.error}")
-    detail = (result.stderr.strip().splitlines() or [""])[-1]
-    return clip(f"{label}: exited {result.returncode}: {detail}".rstrip(": "))
+    return command_failure(label, result, MAX_TEXT)
 
 
 def clip(value: str | None) -> str | None:
