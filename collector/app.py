@@ -14,7 +14,10 @@ from sqlmodel import select
 
 from collector.agents.models import Agent
 from collector.agents.routes import router as agent_router
+from collector.alerts import service as alerts
+from collector.alerts.routes import router as alerts_router
 from collector.db import Database
+from collector.detection import DetectionWorker
 from collector.errors import DatabaseUnavailable, KhienError, RateLimited
 from collector.hosts.routes import router as hosts_router
 from collector.ingest.routes import router as ingest_router
@@ -23,6 +26,7 @@ from collector.metrics import IngestMetrics
 from collector.ratelimit import RateLimiter
 from collector.settings import Settings
 from collector.units.routes import router as units_router
+from rules.detect import load_rules
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +35,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     """Build the collector app; the schema must already be at head (``Database.upgrade``)."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.detection.start()
         yield
         app.state.ingest_workers.close()  # answers what is queued, then stops the threads
+        app.state.detection.stop()
 
     app = FastAPI(title="Khiên", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.settings = settings
@@ -41,8 +47,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(rate_per_s=settings.agent_rate_per_s, burst=settings.agent_rate_burst)
     # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
     app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4)
+    app.state.detection = DetectionWorker(app.state.db, load_rules(), stale_after_s=settings.stale_after_s,
+                                          heartbeat_s=settings.heartbeat_interval_s)
     _install_error_handlers(app)
-    for router in (agent_router, ingest_router, hosts_router, units_router):
+    for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app
@@ -67,8 +75,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_ops_routes(app: FastAPI) -> None:
+    registry = app.state.metrics.registry
     dropped = Gauge("khien_agent_reported_dropped_items", "Items agents report they dropped, summed over "
-                    "agents' latest heartbeats, by reason", ["reason"], registry=app.state.metrics.registry)
+                    "agents' latest heartbeats, by reason", ["reason"], registry=registry)
+    alert_gauge = Gauge("khien_alerts", "Stored alerts by severity and status", ["severity", "status"],
+                        registry=registry)
+    detection = Gauge("khien_detection", "Detection stage: events evaluated, detections, alerts opened and "
+                      "folded, errors, state rebuilds, cursor (event id) and lag (s)", ["what"], registry=registry)
+    by_rule = Gauge("khien_detections_by_rule", "Detections since start, by rule", ["rule"], registry=registry)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> JSONResponse:
@@ -85,7 +99,14 @@ def _install_ops_routes(app: FastAPI) -> None:
             for hb in session.exec(select(Agent.last_heartbeat).where(Agent.revoked.is_(False))):
                 for reason, n in ((hb or {}).get("dropped") or {}).items():
                     totals[reason] = totals.get(reason, 0) + int(n)
+            alert_counts = alerts.counts(session)
         for reason, n in totals.items():
             dropped.labels(reason).set(n)
-        return PlainTextResponse(generate_latest(request.app.state.metrics.registry),
-                                 media_type=CONTENT_TYPE_LATEST)
+        for (severity, status), n in alert_counts.items():
+            alert_gauge.labels(severity, status).set(n)
+        stats = request.app.state.detection.stats
+        for what in ("events", "detections", "alerts_new", "alerts_folded", "errors", "rebuilds", "cursor", "lag_s"):
+            detection.labels(what).set(getattr(stats, what))
+        for rule, n in dict(stats.by_rule).items():
+            by_rule.labels(rule).set(n)
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

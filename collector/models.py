@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from collector.agents.models import Agent, EnrollmentToken
+from collector.alerts.models import Alert, PipelineCursor
 from collector.events.models import Event
 from collector.hosts.models import Host, InventoryRow
 from collector.ingest.models import IngestBatch
@@ -12,6 +13,6 @@ from collector.users.models import ApiToken, ConsoleSession, User
 metadata = SQLModel.metadata
 
 __all__ = [
-    "Agent", "ApiToken", "ConsoleSession", "EnrollmentToken", "Event", "Host", "IngestBatch",
-    "InventoryRow", "Unit", "User", "metadata",
+    "Agent", "Alert", "ApiToken", "ConsoleSession", "EnrollmentToken", "Event", "Host", "IngestBatch",
+    "InventoryRow", "PipelineCursor", "Unit", "User", "metadata",
 ]

@@ -103,7 +103,11 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
         if item.type == "host.heartbeat":
             host = host or session.get(Host, agent.host_id)
             live_agent = session.get(Agent, agent.id)
-            agents.record_heartbeat(session, agent=live_agent, host=host, data=item.data.model_dump(mode="json"))
+            beat = item.data.model_dump(mode="json")
+            # Drops the agent admits to become events, so rules can alert on lost data.
+            for loss in agents.loss_events(live_agent.last_heartbeat, beat):
+                event("agent.loss", item.ts, loss, origin="collector")
+            agents.record_heartbeat(session, agent=live_agent, host=host, data=beat)
         elif item.type == "patch.status":
             event(item.type, item.ts, _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"),
                                                 on=item.ts.date()))

@@ -7,6 +7,7 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from collector.db import Database
 from collector.errors import KhienError
@@ -60,6 +61,23 @@ def cmd_unit_list(args: argparse.Namespace) -> None:
     print(f"{'CODE':<20} {'KIND':<11} {'PARENT':<20} NAME")
     for u in rows:
         print(f"{u.code:<20} {u.kind:<11} {codes.get(u.parent_id, '-'):<20} {u.name}")
+
+
+def cmd_unit_ports(args: argparse.Namespace) -> None:
+    from collector.units import service as units
+
+    if args.clear == (args.allow is not None):
+        raise UsageError("give either --allow PORT[,PORT...] or --clear")
+    ports = None
+    if args.allow is not None:
+        try:
+            ports = [int(p) for p in args.allow.replace(" ", "").split(",") if p]
+        except ValueError:
+            raise UsageError(f"--allow takes comma-separated port numbers, not {args.allow!r}") from None
+    with _database(args).transaction() as session:
+        unit = units.set_allowed_ports(session, code=args.code, ports=ports)
+        shown = ",".join(map(str, unit.allowed_ports)) if unit.allowed_ports is not None else "inherited"
+    print(f"unit {args.code}: allowed listening ports {shown or 'none'}")
 
 
 # --- user -----------------------------------------------------------------------------------------
@@ -124,6 +142,24 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(_settings(args, host=args.host, port=args.port, demo=True), seed_only=args.seed_only)
 
 
+# --- rules ----------------------------------------------------------------------------------------
+
+def cmd_rules_lint(args: argparse.Namespace) -> int:
+    from rules.detect import lint_report
+
+    code, text = lint_report([Path(p) for p in args.path] or None)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from rules.detect import test_report
+
+    code, text = test_report([Path(p) for p in args.path] or None)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def _duration(text: str):
     try:
         return parse_duration(text)
@@ -164,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", required=True, choices=["department", "commune", "district", "province"])
     p.add_argument("--parent", help="code of the parent unit")
     command("list", cmd_unit_list, "list units", unit)
+    p = command("ports", cmd_unit_ports, "set the listening ports a unit's hosts may open (others alert)", unit)
+    p.add_argument("code")
+    p.add_argument("--allow", metavar="PORT[,PORT...]", help="e.g. 22,80,443 (an empty string allows none)")
+    p.add_argument("--clear", action="store_true", help="inherit the parent unit's list again")
 
     user = sub.add_parser("user", help="manage console users").add_subparsers(dest="action", required=True)
     p = command("add", cmd_user_add, "add a user (password from prompt or --password-stdin)", user)
@@ -180,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", required=True, help="unit code")
     p.add_argument("--expires", default="7d", help="lifetime, e.g. 7d (default 7d)")
     p.add_argument("--max-uses", type=int, help="how many agents may enroll with it (default unlimited)")
+
+    rules = sub.add_parser("rules", help="validate and test rule data").add_subparsers(dest="action", required=True)
+    for name, func, help_ in (
+        ("lint", cmd_rules_lint, "validate every rule file; each error names its file and line"),
+        ("test", cmd_rules_test, "run every rule's inline examples; non-zero exit on any failure"),
+    ):
+        p = rules.add_parser(name, help=help_, description=help_)
+        p.add_argument("--path", action="append", default=[], metavar="DIR_OR_FILE",
+                       help="rule directory or file (repeatable; default: the built-in rules)")
+        p.set_defaults(func=func)
     return parser
 
 
@@ -191,13 +241,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        args.func(args)
+        code = args.func(args)
     except (KhienError, UsageError) as exc:
         print(f"khien: error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

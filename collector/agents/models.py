@@ -39,3 +39,5 @@ class Agent(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     # The last heartbeat as reported (spool depth, drops, collector health): shown, never trusted.
     last_heartbeat: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
+    # When an ``agent.stale`` event was last raised for this agent; a new one needs a heartbeat since.
+    stale_reported_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

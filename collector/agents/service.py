@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 
 from collector import security
@@ -108,6 +108,36 @@ def record_heartbeat(session: Session, *, agent: Agent, host: Host, data: dict[s
     host.agent_version = agent.version
     session.add(agent)
     session.add(host)
+
+
+def list_newly_stale(session: Session, *, now: datetime, stale_after_s: int) -> list[Agent]:
+    """Live agents silent for longer than ``stale_after_s`` that were not reported since they last spoke."""
+    cutoff = now - timedelta(seconds=stale_after_s)
+    return list(session.exec(select(Agent).where(
+        Agent.revoked_at.is_(None), Agent.last_seen_at.is_not(None), Agent.last_seen_at < cutoff,
+        or_(Agent.stale_reported_at.is_(None), Agent.stale_reported_at < Agent.last_seen_at))))
+
+
+def mark_stale_reported(session: Session, *, agents: list[Agent], at: datetime) -> None:
+    for agent in agents:
+        agent.stale_reported_at = at
+        session.add(agent)
+
+
+def loss_events(previous: dict[str, Any] | None, current: dict[str, Any]) -> list[dict[str, Any]]:
+    """``agent.loss`` data for every drop reason whose counter grew since the previous heartbeat.
+
+    Counters are cumulative on the agent; one that went down (spool recreated) counts from zero.
+    """
+    before = (previous or {}).get("dropped") or {}
+    out = []
+    for reason, total in sorted((current.get("dropped") or {}).items()):
+        old = before.get(reason, 0)
+        grew = total - old if total >= old else total
+        if grew > 0:
+            module = reason.split(":", 1)[1] if ":" in reason else None
+            out.append({"reason": reason, "dropped": grew, "total": total, "module": module})
+    return out
 
 
 # Watched by file-integrity monitoring unless a unit configures otherwise (web roots are added by

@@ -55,5 +55,8 @@ async def post_batch(request: Request) -> JSONResponse:
 
 
 def _receive(state, credential: str, body: bytes, encoding: str | None) -> pipeline.IngestResult:
-    return pipeline.receive_batch(state.db, credential=credential, body=body, encoding=encoding,
-                                  limiter=state.limiter, max_decompressed=state.settings.max_decompressed_bytes)
+    result = pipeline.receive_batch(state.db, credential=credential, body=body, encoding=encoding,
+                                    limiter=state.limiter, max_decompressed=state.settings.max_decompressed_bytes)
+    if not result.duplicate:
+        state.detection.wake()  # committed: evaluate the new events now, not at the next poll
+    return result

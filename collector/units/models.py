@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from sqlmodel import Column, Field, SQLModel
 
-from collector.types import UTCDateTime, utcnow
+from collector.types import JSONData, UTCDateTime, utcnow
 
 
 class UnitKind(StrEnum):
@@ -34,6 +34,9 @@ class Unit(UnitBase, table=True):
     code: str = Field(max_length=64, unique=True, index=True)
     kind: str = Field(max_length=16)
     parent_id: int | None = Field(default=None, foreign_key="units.id", index=True)
+    # Listening ports the unit's hosts may open (null: not configured here, ask the parent unit).
+    # The detection rules see the effective list as ``@ctx.allowed_ports``.
+    allowed_ports: list[int] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 

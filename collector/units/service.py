@@ -68,3 +68,37 @@ def codes_by_id(session: Session, *, ids: set[int] | None = None) -> dict[int, s
     if ids is not None:
         query = query.where(Unit.id.in_(ids))
     return dict(session.exec(query).all())
+
+
+MAX_ALLOWED_PORTS = 1000
+
+
+def set_allowed_ports(session: Session, *, code: str, ports: list[int] | None) -> Unit:
+    """Set (or with None, clear) the listening ports a unit's hosts may open."""
+    unit = get_by_code(session, code=code)
+    if ports is not None:
+        bad = [p for p in ports if not isinstance(p, int) or isinstance(p, bool) or not 0 < p < 65536]
+        if bad:
+            raise InvalidInput(f"ports must be 1-65535, got {bad[:5]}")
+        if len(set(ports)) > MAX_ALLOWED_PORTS:
+            raise InvalidInput(f"at most {MAX_ALLOWED_PORTS} allowed ports per unit")
+        ports = sorted(set(ports))
+    unit.allowed_ports = ports
+    session.add(unit)
+    return unit
+
+
+def effective_allowed_ports(session: Session) -> dict[int, list[int]]:
+    """Each unit's allowed ports: its own list, else its nearest ancestor's; units with none are absent."""
+    rows = {u.id: (u.parent_id, u.allowed_ports) for u in session.exec(select(Unit))}
+    out: dict[int, list[int]] = {}
+    for unit_id in rows:
+        seen, current = set(), unit_id
+        while current is not None and current not in seen:  # a cycle cannot happen, but never loop on one
+            seen.add(current)
+            parent_id, ports = rows[current]
+            if ports is not None:
+                out[unit_id] = ports
+                break
+            current = parent_id
+    return out

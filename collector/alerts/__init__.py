@@ -1,0 +1,1 @@
+"""Alerts: what detection rules raised, deduplicated per rule, host and group, with triage status."""

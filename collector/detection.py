@@ -1,0 +1,202 @@
+"""The pipeline's detection stage: stored events → ``rules.detect`` engine → alerts.
+
+One worker thread reads the events table in id order from a cursor (``pipeline_cursors`` row
+``detect``) and commits the alerts it raised together with the new cursor, so after a crash or a
+restart no event is evaluated twice and none is skipped. That needs event ids to become visible in
+order: SQLite has one writer at a time, and on PostgreSQL event inserts take a transaction-scoped
+advisory lock (``events.service.add_many``).
+
+Correlation state (threshold windows, sequences) lives in the engine's memory; at start, and after
+a failed write, it is rebuilt by replaying without alerting the events of the last
+``max_window_s`` before the cursor. The same loop reports agents gone silent as ``agent.stale``
+events, which the rules turn into alerts like any other event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from collector.agents import service as agents
+from collector.alerts import service as alerts
+from collector.db import Database
+from collector.events import service as events
+from collector.events.models import Event
+from collector.types import utcnow
+from collector.units import service as units
+from rules.detect import Engine, EngineEvent, RuleSet
+
+log = logging.getLogger(__name__)
+
+CURSOR = "detect"
+STALE_CHECK_S = 60.0
+CONTEXT_REFRESH_S = 30.0  # unit settings the rules read (@ctx...) are re-read this often
+
+
+@dataclass
+class DetectionStats:
+    events: int = 0
+    detections: int = 0
+    alerts_new: int = 0
+    alerts_folded: int = 0
+    errors: int = 0
+    rebuilds: int = 0
+    cursor: int = 0
+    lag_s: float = 0.0  # age of the newest event evaluated when it was evaluated
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+
+class DetectionWorker:
+    """Call ``start()`` with the app and ``stop()`` at shutdown; tests call ``run_once()`` directly."""
+
+    def __init__(self, db: Database, ruleset: RuleSet, *, batch: int = 1000, poll_s: float = 1.0,
+                 stale_after_s: int = 900, heartbeat_s: int = 60,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.ruleset = db, ruleset
+        self.batch, self.poll_s = batch, poll_s
+        self.stale_after_s, self.heartbeat_s = stale_after_s, heartbeat_s
+        self.clock = clock
+        self.types = sorted({t for rule in ruleset.rules.values() for t in rule.event_types})
+        self.stats = DetectionStats()
+        self.engine: Engine | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_stale_check = 0.0
+        self._context: dict[int, dict[str, object]] = {}
+        self._context_at = float("-inf")
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="khien-detect", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        """New events were committed: evaluate now rather than at the next poll."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= self._next_stale_check:
+                    self._next_stale_check = time.monotonic() + STALE_CHECK_S
+                    self.report_stale_agents()
+                busy = self.run_once() >= self.batch
+            except Exception:  # the pipeline loop's one boundary: log, count, rebuild, continue
+                log.exception("detection: evaluation failed; rebuilding state and retrying")
+                self.stats.errors += 1
+                self.engine = None
+                busy = False
+                self._stop.wait(self.poll_s)
+            if not busy:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+
+    # --- one step ----------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Evaluate up to ``batch`` new events; returns how many were read."""
+        with self.db.session() as session:
+            cursor = alerts.get_cursor(session, name=CURSOR)
+            if self.engine is None:
+                self._rebuild(session, cursor)
+            newest = session.exec(select(func.max(Event.id))).one() or 0
+            if newest <= cursor:
+                return 0
+            context = self._unit_context(session)
+            rows = session.exec(
+                select(Event.id, Event.unit_id, Event.host_id, Event.type, Event.ts, Event.data)
+                .where(Event.id > cursor, Event.id <= newest, Event.type.in_(self.types))
+                .order_by(Event.id).limit(self.batch)).all()
+        until = rows[-1][0] if len(rows) == self.batch else newest
+        found: list[alerts.NewDetection] = []
+        for event_id, unit_id, host_id, type_, ts, data in rows:
+            for hit in self.engine.process(EngineEvent(type=type_, ts=ts, host=str(host_id), data=data,
+                                                       id=event_id, ctx=context.get(unit_id))):
+                found.append(self._resolve(hit, unit_id=unit_id, host_id=host_id))
+        try:
+            with self.db.transaction() as session:
+                for detection in found:
+                    _alert, new = alerts.record(session, detection=detection)
+                    self._count(detection, new=new)
+                alerts.set_cursor(session, name=CURSOR, position=until)
+        except Exception:
+            self.engine = None  # its state ran ahead of what was stored: rebuild from the cursor
+            raise
+        self.stats.events += len(rows)
+        self.stats.cursor = until
+        if rows:
+            self.stats.lag_s = max(0.0, (self.clock() - rows[-1][4]).total_seconds())
+        return len(rows)
+
+    def _unit_context(self, session: Session) -> dict[int, dict[str, object]]:
+        """What rules see as ``@ctx`` per unit: for now the effective listening-port allowlist."""
+        if time.monotonic() - self._context_at >= CONTEXT_REFRESH_S:
+            self._context = {unit_id: {"allowed_ports": ports}
+                             for unit_id, ports in units.effective_allowed_ports(session).items()}
+            self._context_at = time.monotonic()
+        return self._context
+
+    def _resolve(self, hit, *, unit_id: int, host_id: int) -> alerts.NewDetection:
+        rule = self.ruleset.rules[hit.rule_id]
+        return alerts.NewDetection(
+            unit_id=unit_id, host_id=host_id, rule_id=hit.rule_id, severity=hit.severity, key=hit.key,
+            group={name: value for name, value in hit.group}, first_ts=hit.first_ts, last_ts=hit.last_ts,
+            event_count=hit.count, event_ids=tuple(hit.event_ids), suppress_s=rule.suppress_s)
+
+    def _count(self, detection: alerts.NewDetection, *, new: bool) -> None:
+        self.stats.detections += 1
+        self.stats.by_rule[detection.rule_id] = self.stats.by_rule.get(detection.rule_id, 0) + 1
+        if new:
+            self.stats.alerts_new += 1
+        else:
+            self.stats.alerts_folded += 1
+
+    def _rebuild(self, session: Session, cursor: int) -> None:
+        """A fresh engine warmed with the events of the last window before the cursor (no alerts)."""
+        self.engine = Engine(self.ruleset)
+        self.stats.rebuilds += 1
+        if cursor == 0:
+            return
+        last_ts = session.exec(select(Event.ts).where(Event.id <= cursor).order_by(Event.id.desc()).limit(1)).first()
+        if last_ts is None:
+            return
+        since = last_ts - timedelta(seconds=self.ruleset.max_window_s)
+        rows = session.exec(select(Event.id, Event.host_id, Event.type, Event.ts, Event.data)
+                            .where(Event.id <= cursor, Event.ts >= since, Event.type.in_(self.types))
+                            .order_by(Event.id)).all()
+        for event_id, host_id, type_, ts, data in rows:
+            self.engine.warm(EngineEvent(type=type_, ts=ts, host=str(host_id), data=data, id=event_id))
+        log.info("detection: state rebuilt from %d events since %s", len(rows), since.isoformat())
+
+    # --- silent agents -----------------------------------------------------------------------------
+
+    def report_stale_agents(self) -> int:
+        """One ``agent.stale`` event per agent that fell silent (again); returns how many."""
+        now = self.clock()
+        with self.db.transaction() as session:
+            silent = agents.list_newly_stale(session, now=now, stale_after_s=self.stale_after_s)
+            rows = [{"unit_id": a.unit_id, "host_id": a.host_id, "type": "agent.stale", "ts": now, "received_at": now,
+                     "origin": "collector", "data": {
+                         "agent_id": a.id, "last_seen": a.last_seen_at.isoformat(),
+                         "silent_s": int((now - a.last_seen_at).total_seconds()),
+                         "expected_interval_s": self.heartbeat_s}} for a in silent]
+            events.add_many(session, rows=rows)
+            agents.mark_stale_reported(session, agents=silent, at=now)
+        if rows:
+            self.wake()
+        return len(rows)
