@@ -2,19 +2,19 @@
 
 Compiled once at load into small objects whose ``matches(event)`` is pure and allocation-light.
 Compliance checks call ``judge(scope)`` instead: three-valued (True / False / None = "could not
-judge"), because a fact that was never collected must give "error", not "fail". The scope records
-the absent paths (``scope.absent(field)``) and makes per-item scopes (``scope.child(item, index)``).
+judge"), because a fact that was never collected must give "error", not "fail". The scope decides
+what an absent path means (``scope.absent(field)`` returns None or False), names the items that
+decided an every/some (``scope.note_items``) and makes per-item scopes (``scope.child``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules.detect.fields import DETECT_NAMES, MISSING, FieldPath, parse_field
+from rules.detect.fields import MISSING, FieldPath
 
 STRING_OPS = frozenset({"eq", "in", "contains", "startswith", "endswith", "regex"})
 QUANTIFIERS = frozenset({"every", "some"})
@@ -128,8 +128,7 @@ class Leaf(Expr):
         if actual is MISSING:
             if self.op == "exists":
                 return self.value is False
-            scope.absent(self.field)
-            return None
+            return scope.absent(self.field)
         if actual is None:
             return self.op == "exists" and self.value is False
         if self.op == "exists":
@@ -138,8 +137,7 @@ class Leaf(Expr):
         if isinstance(expected, Ref):
             expected = expected.path.lookup(scope)
             if expected is MISSING:
-                scope.absent(self.value.path)
-                return None
+                return scope.absent(self.value.path)
             expected = MISSING if expected is None else _prepare_runtime(self.op, expected, self.nocase)
             if expected is MISSING:
                 return False
@@ -178,12 +176,14 @@ class Quantifier(Expr):
     def judge(self, scope: Any) -> bool | None:
         items = self.field.lookup(scope)
         if items is MISSING:
-            scope.absent(self.field)
-            return None
+            return scope.absent(self.field)
         if not isinstance(items, list | tuple):
             return False
-        combine = _kleene_all if self.op == "every" else _kleene_any
-        return combine(self.part.judge(scope.child(self.field, index, item)) for index, item in enumerate(items))
+        # Every item is judged (no short cut) so the scope can name the items that decided the outcome.
+        results = [self.part.judge(scope.child(self.field, index, item)) for index, item in enumerate(items)]
+        deciding = self.op != "every"  # the false items decide `every`, the true ones `some`
+        scope.note_items(self.field, self.op, [(i, items[i]) for i, r in enumerate(results) if r is deciding])
+        return (_kleene_all if self.op == "every" else _kleene_any)(results)
 
 
 def _fold(value: Any, nocase: bool) -> Any:
@@ -265,179 +265,3 @@ def _prepare_runtime(op: str, value: Any, nocase: bool) -> Any:
             return _fold(list(value), nocase)
         return MISSING
     return _fold(value, nocase)
-
-
-@dataclass
-class Compiler:
-    """Compiles raw YAML expressions, reporting problems through ``error(path, message)``.
-
-    ``names``: the @-names field paths may use; ``field_check`` lets a caller reject paths it knows are
-    wrong (checks: an unknown fact kind or parameter).
-    """
-
-    error: ErrorFn
-    regexes: list[tuple[str, int, tuple[Any, ...]]]  # (pattern, flags, path) for the slowness check
-    names: frozenset[str] = DETECT_NAMES
-    field_check: FieldCheckFn | None = None
-    _item_depth: int = 0  # > 0 inside every/some, where @item and item-relative paths make sense
-
-    def compile(self, raw: Any, path: tuple[Any, ...]) -> Expr | None:
-        if not isinstance(raw, Mapping):
-            self.error(path, f"expression must be a mapping, not {type(raw).__name__}")
-            return None
-        for combinator in ("all", "any", "not"):
-            if combinator in raw:
-                return self._combinator(combinator, raw, path)
-        return self._leaf(raw, path)
-
-    def field(self, text: Any, path: tuple[Any, ...]) -> FieldPath | None:
-        """Parse and vet one field path (also used for refs); None with an error recorded."""
-        try:
-            field = parse_field(text, self.names)
-        except ValueError as exc:
-            self.error(path, str(exc))
-            return None
-        inside = self._item_depth > 0
-        if field.root == "item" and not inside:
-            self.error(path, "@item addresses the current item and only works inside every/some")
-            return None
-        message = self.field_check(field, path, inside) if self.field_check is not None else None
-        if message:
-            self.error(path, message)
-            return None
-        return field
-
-    def _combinator(self, name: str, raw: Mapping[str, Any], path: tuple[Any, ...]) -> Expr | None:
-        if len(raw) != 1:
-            extra = sorted(str(k) for k in raw if k != name)
-            self.error(path, f"'{name}' must be the only key of its mapping (also found: {', '.join(extra)})")
-            return None
-        body = raw[name]
-        if name == "not":
-            inner = self.compile(body, (*path, name))
-            return Not(inner) if inner is not None else None
-        if not isinstance(body, list) or not body:
-            self.error((*path, name), f"'{name}' takes a non-empty list of expressions")
-            return None
-        parts = [self.compile(item, (*path, name, i)) for i, item in enumerate(body)]
-        if any(p is None for p in parts):
-            return None
-        return All(tuple(parts)) if name == "all" else AnyOf(tuple(parts))
-
-    def _leaf(self, raw: Mapping[str, Any], path: tuple[Any, ...]) -> Expr | None:
-        ops = [k for k in raw if k in OPERATORS]
-        unknown = [k for k in raw if k not in OPERATORS and k not in LEAF_KEYS]
-        ok = True
-        for key in unknown:
-            self.error((*path, key), f"unknown operator {key!r} (known: {', '.join(sorted(OPERATORS))}, all, any, not)")
-            ok = False
-        if "field" not in raw:
-            self.error(path, "expression leaf needs 'field'")
-            return None
-        if len(ops) != 1:
-            if unknown and not ops:
-                return None  # the unknown key was almost certainly meant as the operator; one error is enough
-            found = ", ".join(ops) if ops else "none"
-            self.error(path, f"expression leaf needs exactly one operator (found: {found})")
-            return None
-        field = self.field(raw["field"], (*path, "field"))
-        if field is None:
-            return None
-        op = ops[0]
-        if op in QUANTIFIERS:
-            return self._quantifier(raw, field, op, path, ok)
-        nocase = raw.get("nocase", False)
-        if not isinstance(nocase, bool):
-            self.error((*path, "nocase"), "nocase must be true or false")
-            return None
-        if nocase and op not in STRING_OPS:
-            self.error((*path, "nocase"), f"nocase applies only to string operators, not {op!r}")
-            return None
-        value = self._value(op, raw[op], nocase, (*path, op))
-        if value is MISSING or not ok:
-            return None
-        return Leaf(field, op, value, nocase)
-
-    def _quantifier(self, raw: Mapping[str, Any], field: FieldPath, op: str, path: tuple[Any, ...],
-                    ok: bool) -> Expr | None:
-        if "nocase" in raw:
-            self.error((*path, "nocase"), f"nocase applies only to string operators, not {op!r}")
-            return None
-        self._item_depth += 1
-        try:
-            part = self.compile(raw[op], (*path, op))
-        finally:
-            self._item_depth -= 1
-        return Quantifier(field, op, part) if part is not None and ok else None
-
-    def _value(self, op: str, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        if isinstance(raw, Mapping):
-            return self._ref(op, raw, path)
-        checker = getattr(self, f"_value_{op}", None)
-        if checker is not None:
-            return checker(raw, nocase, path)
-        # eq / contains / startswith / endswith
-        if op in ("startswith", "endswith") and not isinstance(raw, str):
-            return self._bad(path, f"{op} takes a string, not {raw!r}")
-        if isinstance(raw, list):
-            return self._bad(path, f"{op} takes a single value, not a list (use 'in' for a list)")
-        return _fold(raw, nocase)
-
-    def _ref(self, op: str, raw: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
-        if set(raw) != {"ref"}:
-            return self._bad(path, "a mapping value must be {ref: <field path>}")
-        if op in ("regex", "exists", "empty"):
-            return self._bad(path, f"{op} does not take a ref")
-        field = self.field(raw["ref"], (*path, "ref"))
-        return MISSING if field is None else Ref(field)
-
-    def _bad(self, path: tuple[Any, ...], message: str) -> Any:
-        self.error(path, message)
-        return MISSING
-
-    def _value_in(self, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        if not isinstance(raw, list) or len(raw) > MAX_LIST:
-            return self._bad(path, f"in takes a list (at most {MAX_LIST} items) or a ref")
-        if any(isinstance(v, list | dict) for v in raw):
-            return self._bad(path, "in takes a list of scalars")
-        folded = _fold(raw, nocase)
-        # A frozenset is only safe when every item is a string: {1} would also contain True.
-        return frozenset(folded) if all(isinstance(v, str) for v in folded) else tuple(folded)
-
-    def _value_regex(self, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        if not isinstance(raw, str):
-            return self._bad(path, f"regex takes a string, not {raw!r}")
-        flags = re.IGNORECASE if nocase else 0
-        try:
-            compiled = re.compile(raw, flags)
-        except re.error as exc:
-            return self._bad(path, f"regex does not compile: {exc}")
-        self.regexes.append((raw, flags, path))
-        return compiled
-
-    def _value_cidr(self, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        items = raw if isinstance(raw, list) else [raw]
-        if not items or not all(isinstance(v, str) for v in items):
-            return self._bad(path, "cidr takes a network string or a list of them")
-        try:
-            return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in items)
-        except ValueError as exc:
-            return self._bad(path, f"bad network: {exc}")
-
-    def _value_gt(self, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        if not _is_number(raw):
-            return self._bad(path, f"comparison takes a number, not {raw!r}")
-        return raw
-
-    _value_lt = _value_gte = _value_lte = _value_gt
-
-    def _value_exists(self, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        if not isinstance(raw, bool):
-            return self._bad(path, f"exists takes true or false, not {raw!r}")
-        return raw
-
-    def _value_empty(self, raw: Any, nocase: bool, path: tuple[Any, ...]) -> Any:
-        if not isinstance(raw, bool):
-            return self._bad(path, f"empty takes true or false, not {raw!r}")
-        return raw
-

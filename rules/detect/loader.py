@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rules.detect.model import LoadError, Rule, RuleLoadErrors
 from rules.detect.regexguard import slow_patterns
@@ -60,7 +61,8 @@ def _rule_files(paths: list[Path], errors: list[LoadError]) -> list[Path]:
     return unique
 
 
-def _load_file(file: Path) -> tuple[Checker, Rule | None]:
+def read_yaml_file(file: Path) -> tuple[Checker, Any]:
+    """The parsed YAML of one rule-data file and a Checker for its errors; data None when unreadable."""
     try:
         raw = file.read_bytes()
         if len(raw) > MAX_FILE_BYTES:
@@ -74,7 +76,13 @@ def _load_file(file: Path) -> tuple[Checker, Rule | None]:
         check = Checker(str(file), Lines())
         check.errors.append(LoadError(str(file), exc.line, exc.message))
         return check, None
-    check = Checker(str(file), lines)
+    return Checker(str(file), lines), data
+
+
+def _load_file(file: Path) -> tuple[Checker, Rule | None]:
+    check, data = read_yaml_file(file)
+    if data is None and check.errors:
+        return check, None
     return check, build_rule(data, check, file.stem)
 
 

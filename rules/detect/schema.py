@@ -6,9 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from rules.detect.compile import Compiler
 from rules.detect.durations import parse_duration
 from rules.detect.examples_data import parse_examples
-from rules.detect.expr import Compiler, Expr
+from rules.detect.expr import Expr
 from rules.detect.fields import parse_field
 from rules.detect.model import LoadError, Rule, Sequence, Step, Threshold
 from rules.detect.yamlload import Lines
