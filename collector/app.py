@@ -16,9 +16,11 @@ from collector.agents.models import Agent
 from collector.agents.routes import router as agent_router
 from collector.alerts import service as alerts
 from collector.alerts.routes import router as alerts_router
+from collector.compliance.routes import router as compliance_router
 from collector.db import Database
 from collector.detection import DetectionWorker
 from collector.errors import DatabaseUnavailable, KhienError, RateLimited
+from collector.exceptions.routes import router as exceptions_router
 from collector.hosts.routes import router as hosts_router
 from collector.ingest.routes import router as ingest_router
 from collector.ingest.worker import IngestWorkers
@@ -50,7 +52,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.detection = DetectionWorker(app.state.db, load_rules(), stale_after_s=settings.stale_after_s,
                                           heartbeat_s=settings.heartbeat_interval_s)
     _install_error_handlers(app)
-    for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router):
+    for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,
+                   exceptions_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app

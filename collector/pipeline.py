@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from collector.agents import service as agents
 from collector.agents.models import Agent
+from collector.compliance import service as compliance
 from collector.db import Database
 from collector.events import service as events
 from collector.hosts import service as hosts
@@ -111,6 +112,11 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
         elif item.type == "patch.status":
             event(item.type, item.ts, _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"),
                                                 on=item.ts.date()))
+        elif item.type == "facts.snapshot":
+            data = item.data.model_dump(mode="json")
+            event(item.type, item.ts, data)
+            host = host or session.get(Host, agent.host_id)
+            compliance.judge(session, host=host, kinds=data["kinds"], at=item.ts)
         elif item.type == "inventory.snapshot":
             host = host or session.get(Host, agent.host_id)
             for type_, data in _apply_inventory(session, host=host, snapshot=item.data, at=item.ts):

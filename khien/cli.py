@@ -142,22 +142,152 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(_settings(args, host=args.host, port=args.port, demo=True), seed_only=args.seed_only)
 
 
+# --- hosts and exceptions -------------------------------------------------------------------------
+
+def cmd_host_set(args: argparse.Namespace) -> None:
+    from collector.hosts import service as hosts
+
+    if args.level is None and args.internet_facing is None:
+        raise UsageError("give --level and/or --internet-facing yes|no")
+    facing = None if args.internet_facing is None else args.internet_facing == "yes"
+    with _database(args).transaction() as session:
+        host = hosts.set_classification(session, host_id=args.host_id, security_level=args.level,
+                                        internet_facing=facing)
+        print(f"host {host.id} ({host.hostname}): level {host.security_level or 'undeclared'}, "
+              f"{'internet-facing' if host.internet_facing else 'internal'}")
+
+
+def cmd_exception_add(args: argparse.Namespace) -> None:
+    from collector.compliance.service import builtin_checks
+    from collector.exceptions import service as exceptions
+    from collector.exceptions.models import RiskExceptionCreate
+    from collector.types import utcnow
+    from collector.users import service as users
+
+    kind, target = ("check", args.check) if args.check else ("finding", args.finding)
+    scope = "host" if args.host is not None else "unit" if args.unit else "all"
+    try:
+        data = RiskExceptionCreate(target_kind=kind, target=target, scope=scope, unit=args.unit, host_id=args.host,
+                                   justification=args.justification, compensating_control=args.compensating,
+                                   expires_in_days=_days(args.expires), requested_by=args.requested_by)
+    except ValueError as exc:
+        raise UsageError(_first_error(exc)) from None
+    with _database(args).transaction() as session:
+        approver = users.get_by_username(session, username=args.approver)
+        if approver is None:
+            raise UsageError(f"unknown user: {args.approver!r}")
+        row = exceptions.create(session, data=data, approver=approver.username, approver_role=approver.role,
+                                now=utcnow(), known_checks=frozenset(builtin_checks().checks))
+        print(f"exception {row.id}: {kind} {target} accepted for {scope} until {row.expires_at:%Y-%m-%d}")
+
+
+def cmd_exception_list(args: argparse.Namespace) -> None:
+    from collector.exceptions import service as exceptions
+    from collector.scope import Scope
+    from collector.types import utcnow
+
+    now = utcnow()
+    with _database(args).session() as session:
+        rows = exceptions.list_(session, scope=Scope.everything(), status=args.status, now=now)
+    print(f"{'ID':>5} {'STATUS':<8} {'KIND':<8} {'TARGET':<40} {'SCOPE':<6} {'EXPIRES':<10} APPROVER")
+    for r in rows:
+        print(f"{r.id:>5} {r.status_at(now):<8} {r.target_kind:<8} {r.target:<40} {r.scope:<6} "
+              f"{r.expires_at:%Y-%m-%d} {r.approved_by}")
+
+
+def cmd_exception_renew(args: argparse.Namespace) -> None:
+    from collector.exceptions import service as exceptions
+    from collector.types import utcnow
+    from collector.users import service as users
+
+    with _database(args).transaction() as session:
+        approver = users.get_by_username(session, username=args.approver)
+        if approver is None:
+            raise UsageError(f"unknown user: {args.approver!r}")
+        row = exceptions.renew(session, exception_id=args.id, approver=approver.username,
+                               approver_role=approver.role, days=_days(args.expires), now=utcnow())
+        print(f"exception {row.id} renewed until {row.expires_at:%Y-%m-%d}")
+
+
+def cmd_exception_revoke(args: argparse.Namespace) -> None:
+    from collector.exceptions import service as exceptions
+    from collector.types import utcnow
+    from collector.users import service as users
+
+    with _database(args).transaction() as session:
+        by = users.get_by_username(session, username=args.by)
+        if by is None:
+            raise UsageError(f"unknown user: {args.by!r}")
+        exceptions.revoke(session, exception_id=args.id, by=by.username, by_role=by.role, reason=args.reason,
+                          now=utcnow())
+    print(f"exception {args.id} revoked")
+
+
+def _days(text: str) -> int:
+    delta = _duration(text)
+    days = delta.days + (1 if delta.seconds or delta.microseconds else 0)
+    if days < 1:
+        raise UsageError(f"an exception lasts at least one day, not {text!r}")
+    return days
+
+
+# --- compliance check on this host ----------------------------------------------------------------
+
+def cmd_check(args: argparse.Namespace) -> None:
+    import json
+    import platform
+
+    from collector.compliance.service import os_family
+    from rules.checks import check_report, load_checks
+
+    if args.facts:
+        try:
+            text = sys.stdin.read() if args.facts == "-" else Path(args.facts).read_text(encoding="utf-8")
+            facts = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read facts from {args.facts}: {exc}") from None
+        if not isinstance(facts, dict):
+            raise UsageError("facts must be a JSON object (the output of khien-agent facts)")
+    else:
+        from agent.collectors.facts import collect_facts  # the agent's own code path, on this host
+
+        facts = collect_facts()
+    try:
+        release = platform.freedesktop_os_release()
+    except OSError:
+        release = {}
+    family = args.os or os_family({"id": release.get("ID"), "id_like": release.get("ID_LIKE")})
+    checkset = load_checks()
+    if args.policy not in checkset.policies:
+        raise UsageError(f"unknown policy {args.policy!r}; known: {', '.join(sorted(checkset.policies))}")
+    print(check_report(checkset, facts, os_family=family, level=args.level, policy_id=args.policy, fmt=args.format))
+
+
 # --- rules ----------------------------------------------------------------------------------------
 
 def cmd_rules_lint(args: argparse.Namespace) -> int:
+    from rules.checks import checks_lint_report
     from rules.detect import lint_report
 
-    code, text = lint_report([Path(p) for p in args.path] or None)
-    print(text, file=sys.stdout if code == 0 else sys.stderr)
-    return code
+    return _reports(args, lint_report, checks_lint_report)
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
+    from rules.checks import checks_test_report
     from rules.detect import test_report
 
-    code, text = test_report([Path(p) for p in args.path] or None)
-    print(text, file=sys.stdout if code == 0 else sys.stderr)
-    return code
+    return _reports(args, test_report, checks_test_report)
+
+
+def _reports(args: argparse.Namespace, detections: Callable, checks: Callable) -> int:
+    """Detection rules (or the --path files), then, unless --path narrows it, checks and policies."""
+    runs = [detections([Path(p) for p in args.path] or None)]
+    if not args.path:
+        runs.append(checks())
+    worst = max(code for code, _ in runs)
+    for code, text in runs:
+        print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return worst
 
 
 def _duration(text: str):
@@ -221,14 +351,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", default="7d", help="lifetime, e.g. 7d (default 7d)")
     p.add_argument("--max-uses", type=int, help="how many agents may enroll with it (default unlimited)")
 
+    host = sub.add_parser("host", help="classify hosts").add_subparsers(dest="action", required=True)
+    p = command("set", cmd_host_set, "declare a host's security level (1-5) and exposure", host)
+    p.add_argument("host_id", type=int)
+    p.add_argument("--level", type=int, choices=range(1, 6), metavar="1-5")
+    p.add_argument("--internet-facing", choices=["yes", "no"])
+
+    exc = sub.add_parser("exception", help="risk acceptance (exceptions)").add_subparsers(dest="action",
+                                                                                         required=True)
+    p = command("add", cmd_exception_add, "accept a failed check or a finding, approved, until it expires", exc)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--check", help="check id")
+    target.add_argument("--finding", help="finding key")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--host", type=int, help="host id")
+    where.add_argument("--unit", help="unit code (covers its sub-units)")
+    p.add_argument("--justification", required=True)
+    p.add_argument("--compensating", required=True, help="the compensating control in place")
+    p.add_argument("--approver", required=True, help="username of the approving administrator")
+    p.add_argument("--requested-by", help="who asked for it")
+    p.add_argument("--expires", default="90d", help="lifetime, at most 90d (default 90d)")
+    p = command("list", cmd_exception_list, "list exceptions", exc)
+    p.add_argument("--status", choices=["active", "expired", "revoked"])
+    p = command("renew", cmd_exception_renew, "extend an exception once", exc)
+    p.add_argument("id", type=int)
+    p.add_argument("--approver", required=True)
+    p.add_argument("--expires", default="90d")
+    p = command("revoke", cmd_exception_revoke, "end an exception now", exc)
+    p.add_argument("id", type=int)
+    p.add_argument("--by", required=True, help="username of the administrator revoking it")
+    p.add_argument("--reason", required=True)
+
+    p = sub.add_parser("check", help="evaluate the compliance checks on this host (or on a facts file)",
+                       description="Evaluate the compliance checks on this host, or on facts saved by "
+                                   "'khien-agent facts', and print each result and the policy score.")
+    p.add_argument("--facts", metavar="FILE|-", help="facts JSON instead of collecting them here")
+    p.add_argument("--level", type=int, choices=range(1, 6), metavar="1-5",
+                   help="security level to judge at (default 3)")
+    p.add_argument("--policy", default="tcvn_11930_2017_server", help="policy id (default tcvn_11930_2017_server)")
+    p.add_argument("--os", choices=["debian", "rhel"], help="os family (default: from /etc/os-release)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_check)
+
     rules = sub.add_parser("rules", help="validate and test rule data").add_subparsers(dest="action", required=True)
     for name, func, help_ in (
-        ("lint", cmd_rules_lint, "validate every rule file; each error names its file and line"),
-        ("test", cmd_rules_test, "run every rule's inline examples; non-zero exit on any failure"),
+        ("lint", cmd_rules_lint, "validate every detection rule, check and policy; errors name file and line"),
+        ("test", cmd_rules_test, "run every rule's and check's inline examples; non-zero exit on any failure"),
     ):
         p = rules.add_parser(name, help=help_, description=help_)
         p.add_argument("--path", action="append", default=[], metavar="DIR_OR_FILE",
-                       help="rule directory or file (repeatable; default: the built-in rules)")
+                       help="detection rule directory or file (repeatable); default: all built-in rule data")
         p.set_defaults(func=func)
     return parser
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, select
 
-from collector.errors import Forbidden, NotFound
+from collector.errors import Forbidden, InvalidInput, NotFound
 from collector.hosts import inventory
 from collector.hosts.models import Host, HostPublic, InventoryRow
 from collector.scope import Scope
@@ -146,6 +146,22 @@ def inventory_of(
     for section, data in session.exec(query.order_by(InventoryRow.section, InventoryRow.key)):
         sections.setdefault(section, []).append(data)
     return sections
+
+
+def set_classification(session: Session, *, host_id: int, security_level: int | None = None,
+                       internet_facing: bool | None = None) -> Host:
+    """Declare a host's security level (cấp độ 1–5) and/or whether it faces the internet."""
+    host = session.get(Host, host_id)
+    if host is None:
+        raise NotFound(f"host {host_id} not found")
+    if security_level is not None:
+        if not 1 <= security_level <= 5:
+            raise InvalidInput("security level must be 1 to 5")
+        host.security_level = security_level
+    if internet_facing is not None:
+        host.internet_facing = internet_facing
+    session.add(host)
+    return host
 
 
 def current_os(session: Session, *, host_id: int) -> dict[str, Any] | None:

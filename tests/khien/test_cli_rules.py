@@ -49,3 +49,56 @@ def test_unit_ports(db_url):
     assert_one_line_error(run(db_url, "unit", "ports", "HN", "--allow", "99999"), "1-65535")
     assert_one_line_error(run(db_url, "unit", "ports", "HN"), "--allow")
     assert run(db_url, "unit", "ports", "HN", "--clear").stdout.strip().endswith("inherited")
+
+
+def test_check_on_a_facts_file_and_on_this_host(tmp_path):
+    import json
+
+    facts = {"kinds": {"sshd": {"available": True, "installed": True, "settings": {"permitrootlogin": "yes"}}}}
+    (tmp_path / "facts.json").write_text(json.dumps(facts))
+    out = subprocess.run([*KHIEN, "check", "--facts", str(tmp_path / "facts.json"), "--level", "3", "--os", "debian",
+                          "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    by_id = {r["check_id"]: r["status"] for r in report["results"]}
+    assert by_id["ssh_lnx_root_login_disabled"] == "fail" and report["level"] == 3
+    assert by_id["fw_lnx_firewall_active"] == "not_applicable"  # no firewall facts in the file
+    here = subprocess.run([*KHIEN, "check"], capture_output=True, text=True, timeout=120)
+    assert here.returncode == 0 and "score" in here.stdout.splitlines()[-1], here.stderr
+    bad = subprocess.run([*KHIEN, "check", "--facts", "-"], input="[1, 2]", capture_output=True, text=True)
+    assert_one_line_error(bad, "JSON object")
+
+
+def test_host_classification_and_exceptions(db_url):
+    from collector.db import Database
+    from collector.hosts import service as hosts
+    from collector.types import utcnow
+    from tests.collector import helpers as h
+
+    db = Database(db_url)
+    h.seed_units(db)
+    h.add_user(db, "boss", "admin")
+    h.add_user(db, "clerk", "analyst")
+    with db.transaction() as s:
+        from collector.units import service as units
+
+        host = hosts.find_or_create(s, unit_id=units.get_by_code(s, code="D1").id, identity=h.identity(),
+                                    now=utcnow())
+        host_id = host.id
+    db.dispose()
+    assert "level 3, internet-facing" in run(db_url, "host", "set", str(host_id), "--level", "3",
+                                              "--internet-facing", "yes").stdout
+    assert_one_line_error(run(db_url, "host", "set", "999999", "--level", "2"), "not found")
+    common = ["--check", "ssh_lnx_root_login_disabled", "--host", str(host_id), "--justification",
+              "legacy appliance until 2027", "--compensating", "admin VLAN only"]
+    assert_one_line_error(run(db_url, "exception", "add", *common, "--approver", "clerk"), "administrators")
+    assert_one_line_error(run(db_url, "exception", "add", *common, "--approver", "boss", "--expires", "120d"),
+                          "at most 90 days")
+    added = run(db_url, "exception", "add", *common, "--approver", "boss", "--expires", "30d")
+    assert added.returncode == 0 and added.stdout.startswith("exception "), added.stderr
+    exc_id = added.stdout.split()[1].rstrip(":")
+    assert "active" in run(db_url, "exception", "list").stdout
+    assert run(db_url, "exception", "renew", exc_id, "--approver", "boss").returncode == 0
+    assert_one_line_error(run(db_url, "exception", "renew", exc_id, "--approver", "boss"), "already renewed")
+    assert run(db_url, "exception", "revoke", exc_id, "--by", "boss", "--reason", "fixed").returncode == 0
+    assert "revoked" in run(db_url, "exception", "list", "--status", "revoked").stdout

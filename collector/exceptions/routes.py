@@ -1,0 +1,53 @@
+"""People-facing exceptions API: list/get in scope; create, renew, revoke (administrators)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body
+
+from collector.compliance.service import builtin_checks
+from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep
+from collector.exceptions import service as exceptions
+from collector.exceptions.models import RiskException, RiskExceptionCreate, RiskExceptionPublic
+from collector.types import utcnow
+
+router = APIRouter(prefix="/api/v1/exceptions", tags=["exceptions"])
+
+
+def _public(row: RiskException) -> RiskExceptionPublic:
+    return RiskExceptionPublic(**row.model_dump(), status=row.status_at(utcnow()))
+
+
+@router.get("")
+def list_exceptions(session: SessionDep, scope: CallerScope, status: str | None = None) -> dict:
+    return {"items": [_public(r) for r in exceptions.list_(session, scope=scope, status=status, now=utcnow())]}
+
+
+@router.get("/{exception_id}")
+def get_exception(exception_id: int, session: SessionDep, scope: CallerScope) -> RiskExceptionPublic:
+    return _public(exceptions.get(session, scope=scope, exception_id=exception_id))
+
+
+@router.post("", status_code=201)
+def create_exception(data: RiskExceptionCreate, db: DbDep, user: CurrentUser) -> RiskExceptionPublic:
+    with db.transaction() as session:
+        row = exceptions.create(session, data=data, approver=user.username, approver_role=user.role, now=utcnow(),
+                                known_checks=frozenset(builtin_checks().checks))
+    return _public(row)
+
+
+@router.post("/{exception_id}/renew")
+def renew_exception(exception_id: int, db: DbDep, user: CurrentUser,
+                    days: int = Body(90, embed=True)) -> RiskExceptionPublic:
+    with db.transaction() as session:
+        row = exceptions.renew(session, exception_id=exception_id, approver=user.username,
+                               approver_role=user.role, days=days, now=utcnow())
+    return _public(row)
+
+
+@router.post("/{exception_id}/revoke")
+def revoke_exception(exception_id: int, db: DbDep, user: CurrentUser,
+                     reason: str = Body(..., embed=True, max_length=4000)) -> RiskExceptionPublic:
+    with db.transaction() as session:
+        row = exceptions.revoke(session, exception_id=exception_id, by=user.username, by_role=user.role,
+                                reason=reason, now=utcnow())
+    return _public(row)
