@@ -85,14 +85,14 @@ class Engine:
             return self._detection(rule, event, [entry])
         group = self._group(rule, event)
         if isinstance(tracker, ThresholdTracker):
-            entries = tracker.add(_hashable(group), entry)
+            entries = tracker.add(_group_key(group), entry)
         else:
             assert rule.sequence is not None
             matches = [event.type in step.event_types and (step.match is None or step.match.matches(event))
                        for step in rule.sequence.steps]
             if not any(matches):
                 return None
-            entries = tracker.add(_hashable(group), entry, matches)
+            entries = tracker.add(_group_key(group), entry, matches)
         return self._detection(rule, event, entries, group) if entries else None
 
     def _group(self, rule: Rule, event: EngineEvent) -> tuple[tuple[str, Any], ...]:
@@ -111,6 +111,12 @@ class Engine:
         ids = tuple(e[2] for e in entries if e[2] is not None)[-MAX_EVENT_IDS:]
         return Detection(rule_id=rule.id, severity=rule.severity, host=event.host, group=visible, key=key,
                          first_ts=min(entries)[3], last_ts=max(entries)[3], count=len(entries), event_ids=ids)
+
+
+def _group_key(group: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
+    """The correlation-table key of a group: strings and None as they are (the common case, and no
+    tuple can equal them), anything else through ``_hashable``."""
+    return tuple(v if v is None or type(v) is str else _hashable(v) for _, v in group)
 
 
 def _hashable(value: Any) -> Any:

@@ -119,7 +119,7 @@ class Leaf(Expr):
             expected = _prepare_runtime(self.op, expected, self.nocase)
             if expected is MISSING:
                 return False
-        return _OPS[self.op](_fold(actual, self.nocase), expected)
+        return _OPS[self.op](_fold(actual, True) if self.nocase else actual, expected)
 
     def judge(self, scope: Any) -> bool | None:
         # An absent key is "not collected" (None: cannot judge); a present null is "not set" and, as in

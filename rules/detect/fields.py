@@ -41,9 +41,12 @@ class FieldPath:
         else:
             return self.lookup(event) if self.root == "param" else _none_missing(getattr(event, self.root, None))
         for part in self.parts:
-            if not isinstance(value, Mapping) or part not in value:
+            # EAFP on the hot path of every rule evaluation: parts are strings, so indexing a list,
+            # a string or a number with one raises TypeError (never a wrong hit).
+            try:
+                value = value[part]
+            except (KeyError, TypeError):
                 return MISSING
-            value = value[part]
         # JSON null is how agents say "not known"; treating it as absent keeps `exists` honest.
         return MISSING if value is None else value
 
