@@ -137,3 +137,24 @@ def test_cli_prints_the_facts_as_json():
     bad = subprocess.run([sys.executable, "-m", "agent", "facts", "--kind", "rootkit"], capture_output=True,
                          text=True, cwd=REPO, timeout=60, check=False)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_a_fifo_where_a_config_file_belongs_does_not_hang_the_collector(tmp_path):
+    import os
+
+    from agent.collectors.facts._common import read_file
+
+    (tmp_path / "etc").mkdir()
+    os.mkfifo(tmp_path / "etc" / "login.defs")
+    assert read_file(tmp_path, "/etc/login.defs") == (None, "unreadable: not a regular file")
+
+
+def test_kernel_parameters_of_this_host_are_read():
+    from pathlib import Path
+
+    from agent.collectors.facts.sysctl import collect_sysctl
+
+    # /proc/sys answers one large read() with ENOMEM: the reader must ask for modest chunks.
+    values = collect_sysctl()["values"]
+    expected = int(Path("/proc/sys/kernel/randomize_va_space").read_text())
+    assert values["kernel.randomize_va_space"] == expected

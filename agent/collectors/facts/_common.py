@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,14 +62,31 @@ def under(root: Path, path: str) -> Path:
 def read_file(root: Path, path: str, max_bytes: int = 4 << 20) -> tuple[str | None, str | None]:
     """(text, None), or (None, "missing") / (None, "unreadable: ...") — the reason is a fact too."""
     try:
-        with under(root, path).open("rb") as fh:
-            return fh.read(max_bytes).decode("utf-8", errors="replace"), None
+        # O_NONBLOCK + a regular-file check: a FIFO or device planted where a config file belongs must
+        # not hang the collector (opening a FIFO for reading blocks until a writer appears).
+        fd = os.open(under(root, path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None, "unreadable: not a regular file"
+            return _read_capped(fh, max_bytes).decode("utf-8", errors="replace"), None
     except FileNotFoundError:
         return None, "missing"
     except IsADirectoryError:
         return None, "unreadable: is a directory"
     except OSError as exc:
         return None, clip(f"unreadable: {exc.strerror or exc}")
+
+
+def _read_capped(fh, max_bytes: int) -> bytes:
+    """Up to ``max_bytes`` in 64 KiB reads: /proc/sys answers one huge read() with ENOMEM."""
+    chunks, left = [], max_bytes
+    while left > 0:
+        chunk = fh.read(min(left, 64 << 10))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_text(root: Path, path: str) -> str | None:
