@@ -20,27 +20,13 @@ from collector.exceptions.service import Coverage
 from collector.hosts import service as hosts
 from collector.hosts.models import Host
 from collector.scope import Scope
-from rules.checks import DEFAULT_POLICY, UNKNOWN_LEVEL, CheckSet, evaluate_host, load_checks
-
-RHEL_LIKE = frozenset({"rhel", "centos", "fedora", "rocky", "almalinux", "ol"})
+from rules.checks import DEFAULT_POLICY, UNKNOWN_LEVEL, CheckSet, evaluate_host, load_checks, os_family
 
 
 @lru_cache(maxsize=1)
 def builtin_checks() -> CheckSet:
     """The shipped checks and policies, loaded once per process (loading validates every file)."""
     return load_checks()
-
-
-def os_family(os_row: dict[str, Any] | None) -> str | None:
-    """debian for Debian/Ubuntu and derivatives, rhel for the Red Hat family, else None."""
-    if not os_row:
-        return None
-    names = {str(os_row.get("id") or "").lower(), *str(os_row.get("id_like") or "").lower().split()}
-    if names & {"debian", "ubuntu"}:
-        return "debian"
-    if names & RHEL_LIKE:
-        return "rhel"
-    return None
 
 
 def judge(session: Session, *, host: Host, kinds: dict[str, Any], at: datetime,

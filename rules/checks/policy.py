@@ -93,3 +93,21 @@ def _counts(results: list[CheckResult]) -> dict[str, int]:
     for result in results:
         counts[names[result.status]] += 1
     return counts
+
+
+RHEL_LIKE = frozenset({"rhel", "centos", "fedora", "rocky", "almalinux", "ol"})
+
+
+def os_family(os_release: Mapping[str, Any] | None) -> str | None:
+    """debian for Debian/Ubuntu and derivatives, rhel for the Red Hat family, else None.
+
+    ``os_release``: ``id`` and ``id_like`` as in /etc/os-release (the agent's ``os`` inventory row).
+    """
+    if not os_release:
+        return None
+    names = {str(os_release.get("id") or "").lower(), *str(os_release.get("id_like") or "").lower().split()}
+    if names & {"debian", "ubuntu"}:
+        return "debian"
+    if names & RHEL_LIKE:
+        return "rhel"
+    return None

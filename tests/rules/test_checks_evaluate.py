@@ -276,3 +276,12 @@ def test_a_path_tested_with_exists_is_false_when_absent_not_unknown(tmp_path):
     [result] = evaluate_host(checkset, {"sshd": {"available": True, "settings": {}}}, os_family="debian", level=None,
                              policy_id=None)
     assert result.evidence == "missing fact: sshd.settings.challengeresponseauthentication"
+
+
+def test_os_family_from_os_release():
+    from rules.checks import os_family
+
+    assert os_family({"id": "ubuntu", "id_like": "debian"}) == "debian"
+    assert os_family({"id": "rocky", "id_like": "rhel centos fedora"}) == "rhel"
+    assert os_family({"id": "almalinux"}) == "rhel"
+    assert os_family({"id": "alpine"}) is None and os_family(None) is None
