@@ -17,6 +17,7 @@ from collector.agents.routes import router as agent_router
 from collector.alerts import service as alerts
 from collector.alerts.routes import router as alerts_router
 from collector.compliance.routes import router as compliance_router
+from collector.compliance.service import builtin_checks
 from collector.db import Database
 from collector.detection import DetectionWorker
 from collector.errors import DatabaseUnavailable, KhienError, RateLimited
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.limiter = RateLimiter(rate_per_s=settings.agent_rate_per_s, burst=settings.agent_rate_burst)
     # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
     app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4)
+    builtin_checks()  # load and validate the compliance checks now: a broken file stops start-up, not ingest
     app.state.detection = DetectionWorker(app.state.db, load_rules(), stale_after_s=settings.stale_after_s,
                                           heartbeat_s=settings.heartbeat_interval_s)
     _install_error_handlers(app)
