@@ -109,6 +109,7 @@ class FimSection:
     paths: list[str] = field(default_factory=list)
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    web_roots: list[str] = field(default_factory=list)
     rescan_s: int = 43200
     max_file_mb: int = 50
     max_files: int = 100_000

@@ -143,10 +143,12 @@ class Agent:
 
     def _fim(self) -> Collector:
         from agent.collectors.fim import FimCollector
-        from agent.collectors.fim.paths import DEFAULT_EXCLUDES
+        from agent.collectors.fim.paths import DEFAULT_EXCLUDES, detect_web_roots
 
         fim = self.config.fim
-        return FimCollector(self.state_dir, paths=fim.paths or None, include=fim.include,
+        # Configured web roots come on top of the detected ones (/var/www, /srv/www...).
+        web_roots = [*detect_web_roots(), *fim.web_roots] if fim.web_roots else None
+        return FimCollector(self.state_dir, paths=fim.paths or None, web_roots=web_roots, include=fim.include,
                             exclude=(*DEFAULT_EXCLUDES, *fim.exclude), rescan_every_s=fim.rescan_s,
                             max_file_bytes=fim.max_file_mb * 1000 * 1000, max_files=fim.max_files,
                             queue_size=fim.queue_size, slice_ms=fim.interval_s * 10 * fim.max_cpu_percent)
@@ -158,7 +160,11 @@ class Agent:
     def run_once(self) -> DrainResult:
         """Run every collector once, then send everything the server will take now."""
         for collector in self.collectors:
-            collector.run(self.sink_for(collector))
+            sink = self.sink_for(collector)
+            collector.run(sink)
+            # A paced module (FIM) spreads a pass over many scheduled runs; a one-shot run finishes it.
+            while collector.pending() and not self.stop.is_set():
+                collector.run(sink)
         self.gate.flush()
         result = self.sender.drain(self.stop)
         self._after_send(result)

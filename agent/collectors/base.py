@@ -80,6 +80,10 @@ class Collector:
         self.paused_until = (time.monotonic() if now is None else now) + seconds
         self.pause_reason = reason
 
+    def pending(self) -> bool:
+        """Whether work is left that a scheduled run would carry on with (paced modules override)."""
+        return False
+
     def supported(self) -> bool:
         return current_platform() in self.platforms
 

@@ -195,3 +195,15 @@ def test_the_first_baseline_is_paced_silent_and_followed_by_a_catch_up_pass(tmp_
             (str(w / "early.txt"), "created", "rescan")]
     finally:
         c.close()
+
+
+def test_pending_says_whether_a_paced_pass_is_unfinished(tmp_path):
+    c, w = make(tmp_path, rescan_every_s=3600, slice_ms=0.001)
+    tree(w, dirs=4, files=2)
+    run(c)
+    assert c.pending()  # one directory per run: the baseline is not done
+    runs = 1
+    while c.pending():
+        run(c)
+        runs += 1
+    assert runs > 4 and c.walk is None and len(c.baseline) == 1 + 4 + 8

@@ -54,3 +54,30 @@ def test_attack_in_the_auth_log_becomes_alerts_in_the_api(server, tmp_path):
     metrics = httpx.get(f"{server.url}/metrics").text
     assert 'khien_alerts{severity="high",status="new"}' in metrics
     assert 'khien_detections_by_rule{rule="ssh_lnx_brute_force"} 1.0' in metrics
+
+
+def test_a_defaced_web_root_becomes_a_high_alert(server, tmp_path):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("<h1>Sở Tài chính</h1>\n")
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[patches]\nenabled = false\n\n[authlog]\nenabled = false\n\n[facts]\nenabled = false\n\n'
+                      f'[fim]\npaths = ["{www}"]\nweb_roots = ["{www}"]\n')
+    state = enroll(server, tmp_path)
+    first = agent("run", "--once", state_dir=state, config=config)  # builds the baseline silently
+    assert first.returncode == 0, first.stderr
+    (www / "index.html").write_text("<h1>hacked by nobody</h1>\n")
+    (www / "shell.php").write_text("<?php system($_GET['c']); ?>\n")
+    second = agent("run", "--once", state_dir=state, config=config)  # the startup rescan finds both
+    assert second.returncode == 0, second.stderr
+    db = Database(server.db_url)
+    token = h.api_token(db, "admin1")
+    db.dispose()
+    api = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    deadline = time.monotonic() + 30
+    found: list[dict] = []
+    while time.monotonic() < deadline and not found:
+        found = api.get("/api/v1/alerts", params={"rule": "file_lnx_web_root_change"}).json()["items"]
+        time.sleep(0.3)
+    assert found and found[0]["severity"] == "high", (tmp_path / "server.log").read_text()[-3000:]
+    assert found[0]["event_count"] >= 1

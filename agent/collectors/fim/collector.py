@@ -165,6 +165,11 @@ class FimCollector(Collector):
             self._start_rescan(f"after {walk.reason if walk is not None else 'suspension'}")
             log.info("fim: realtime re-armed; checking once more for changes made during the pass")
 
+    def pending(self) -> bool:
+        """A rescan, queued paths or discovered trees still to compare (not while paused or failing)."""
+        return self.stats.status == "ok" and (self.walk is not None or len(self.queue) > 0
+                                              or not self.discovered.done)
+
     def _problems(self) -> Iterator[Item]:
         """``agent.error`` items for the file cap (once) and files that could not be read."""
         if self.scanner.cap_hit and not self._cap_reported:
