@@ -34,8 +34,9 @@ def judge(session: Session, *, host: Host, kinds: dict[str, Any], at: datetime,
     """Evaluate the facts and store what changed; returns how many results opened and closed."""
     checkset = checkset or builtin_checks()
     level = host.security_level or UNKNOWN_LEVEL
-    results = evaluate_host(checkset, kinds, os_family=os_family(hosts.current_os(session, host_id=host.id)),
-                            level=level, policy_id=policy_id)
+    os_row = hosts.current_os(session, host_id=host.id)
+    results = evaluate_host(checkset, kinds, os_family=os_family(os_row), level=level, policy_id=policy_id,
+                            os_release=os_row)
     current = {r.check_id: r for r in session.exec(select(CheckResultRow).where(
         CheckResultRow.host_id == host.id, CheckResultRow.policy_id == policy_id,
         CheckResultRow.valid_to.is_(None)))}

@@ -21,7 +21,7 @@ from rules.checks.model import (
     Policy,
     Requirement,
 )
-from rules.checks.policy import evaluate_host, os_family, plan, policy_score
+from rules.checks.policy import evaluate_host, os_facts, os_family, plan, policy_score
 from rules.checks.report import check_report, checks_lint_report, checks_test_report
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "checks_test_report",
     "evaluate_host",
     "load_checks",
+    "os_facts",
     "os_family",
     "plan",
     "policy_score",

@@ -20,7 +20,10 @@ WEIGHTS: Mapping[str, int] = {"info": 0, "low": 1, "medium": 2, "high": 3, "crit
 # The agent's fixed fact kinds (agent/collectors/facts/kinds.py); rules/ may not import the agent, so the
 # list is repeated here and a test keeps the two equal.
 FACT_KINDS = ("sshd", "logindefs", "pam", "accounts", "sudoers", "sysctl", "firewall", "services", "auditd",
-              "timesync", "antimalware", "logging", "files", "upgrades", "storage")
+              "timesync", "antimalware", "logging", "files", "upgrades", "storage",
+              # Not from the agent's facts: the evaluator adds it from the host's os-release (policy.os_facts),
+              # so applies_to can gate on the OS version ({field: os.major, gte: 9}).
+              "os")
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,9 +64,15 @@ def kinds_of(facts: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def evaluate_host(checkset: CheckSet, facts: Mapping[str, Any], *, os_family: str | None, level: int | None,
-                  policy_id: str | None = DEFAULT_POLICY) -> list[CheckResult]:
-    """Results of the checks that apply at ``level`` (None: UNKNOWN_LEVEL) under the policy, by check id."""
+                  policy_id: str | None = DEFAULT_POLICY,
+                  os_release: Mapping[str, Any] | None = None) -> list[CheckResult]:
+    """Results of the checks that apply at ``level`` (None: UNKNOWN_LEVEL) under the policy, by check id.
+
+    ``os_release`` (``id``, ``id_like``, ``version_id``) becomes the ``os`` kind checks may read.
+    """
     kinds = kinds_of(facts)
+    if os_release is not None:
+        kinds = {**kinds, "os": os_facts(os_release)}
     results = []
     for check, params, requirements in plan(checkset, level, policy_id):
         status, evidence = evaluate_check(check, kinds, os_family, params)
@@ -111,3 +117,11 @@ def os_family(os_release: Mapping[str, Any] | None) -> str | None:
     if names & RHEL_LIKE:
         return "rhel"
     return None
+
+
+def os_facts(os_release: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``os`` kind: family, id, version_id and the major version as a number (None if not numeric)."""
+    version = str(os_release.get("version_id") or "")
+    major = version.split(".", 1)[0]
+    return {"available": True, "family": os_family(os_release), "id": os_release.get("id"),
+            "version_id": version or None, "major": int(major) if major.isdigit() else None}

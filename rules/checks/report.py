@@ -43,11 +43,13 @@ checks_test_report.__test__ = False  # type: ignore[attr-defined]  # pytest must
 
 
 def check_report(checkset: CheckSet, facts: Mapping[str, Any], *, os_family: str | None, level: int | None,
-                 policy_id: str | None = DEFAULT_POLICY, fmt: str = "table") -> str:
+                 policy_id: str | None = DEFAULT_POLICY, fmt: str = "table",
+                 os_release: Mapping[str, Any] | None = None) -> str:
     """The results of one host as a table (one line per check, then the summary) or as JSON."""
     if fmt not in ("table", "json"):
         raise ValueError(f"format must be table or json, not {fmt!r}")
-    results = evaluate_host(checkset, facts, os_family=os_family, level=level, policy_id=policy_id)
+    results = evaluate_host(checkset, facts, os_family=os_family, level=level, policy_id=policy_id,
+                            os_release=os_release)
     score = policy_score(results)
     level = resolve_level(level)
     if fmt == "json":

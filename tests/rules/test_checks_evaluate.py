@@ -285,3 +285,39 @@ def test_os_family_from_os_release():
     assert os_family({"id": "rocky", "id_like": "rhel centos fedora"}) == "rhel"
     assert os_family({"id": "almalinux"}) == "rhel"
     assert os_family({"id": "alpine"}) is None and os_family(None) is None
+
+
+def test_checks_can_gate_on_the_os_version(tmp_path):
+    from rules.checks import evaluate_host, load_checks
+    from tests.rules.test_checks_support import write_check
+
+    body = """\
+        applies_to:
+          os: [debian]
+          facts: [os, sshd]
+          when: {field: os.major, gte: 12}
+        assert: {field: sshd.settings.permitrootlogin, eq: "no"}
+        """
+    tests = """\
+tests:
+  - name: bookworm, root login on
+    facts: {os: {available: true, major: 12}, sshd: {settings: {permitrootlogin: "yes"}}}
+    expect: fail
+  - name: bookworm, root login off
+    facts: {os: {available: true, major: 12}, sshd: {settings: {permitrootlogin: "no"}}}
+    expect: pass
+  - name: buster is out of scope
+    facts: {os: {available: true, major: 10}, sshd: {settings: {permitrootlogin: "yes"}}}
+    expect: not_applicable
+"""
+    write_check(tmp_path / "checks", "ssh_lnx_new_debian_only", body, tests)
+    (tmp_path / "policies").mkdir()
+    checkset = load_checks([tmp_path / "checks"], [tmp_path / "policies"])
+    facts = {"sshd": {"available": True, "settings": {"permitrootlogin": "yes"}}}
+
+    def status(version_id: str | None) -> str:
+        release = None if version_id is None else {"id": "debian", "version_id": version_id}
+        [result] = evaluate_host(checkset, facts, os_family="debian", level=3, policy_id=None, os_release=release)
+        return result.status
+
+    assert status("12") == "fail" and status("10") == "not_applicable" and status(None) == "not_applicable"
