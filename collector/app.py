@@ -27,9 +27,9 @@ from collector.ingest.routes import router as ingest_router
 from collector.ingest.worker import IngestWorkers
 from collector.metrics import IngestMetrics
 from collector.ratelimit import RateLimiter
-from collector.settings import Settings
+from collector.settings import Settings, local_rules_dir
 from collector.units.routes import router as units_router
-from rules.detect import load_rules
+from rules.detect import DEFAULT_RULES_DIR, load_rules
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
     app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4)
     builtin_checks()  # load and validate the compliance checks now: a broken file stops start-up, not ingest
-    app.state.detection = DetectionWorker(app.state.db, load_rules(), stale_after_s=settings.stale_after_s,
+    local = local_rules_dir(settings.data_dir)
+    ruleset = load_rules([DEFAULT_RULES_DIR, *([local] if local.is_dir() else [])])
+    app.state.detection = DetectionWorker(app.state.db, ruleset, stale_after_s=settings.stale_after_s,
                                           heartbeat_s=settings.heartbeat_interval_s)
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,

@@ -37,6 +37,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("KHIEN_DATA_DIR") or "khien-data")
 
 
+def local_rules_dir(data_dir: Path) -> Path:
+    """Detection rules this installation adds (e.g. imported from Sigma), loaded with the built-in ones."""
+    return data_dir / "rules" / "detections"
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{(data_dir / 'khien.db').resolve()}"
 

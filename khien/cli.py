@@ -261,11 +261,13 @@ def cmd_check(args: argparse.Namespace) -> None:
         release = platform.freedesktop_os_release()
     except OSError:
         release = {}
-    family = args.os or os_family({"id": release.get("ID"), "id_like": release.get("ID_LIKE")})
+    os_release = {"id": release.get("ID"), "id_like": release.get("ID_LIKE"), "version_id": release.get("VERSION_ID")}
+    family = args.os or os_family(os_release)
     checkset = load_checks()
     if args.policy not in checkset.policies:
         raise UsageError(f"unknown policy {args.policy!r}; known: {', '.join(sorted(checkset.policies))}")
-    print(check_report(checkset, facts, os_family=family, level=args.level, policy_id=args.policy, fmt=args.format))
+    print(check_report(checkset, facts, os_family=family, level=args.level, policy_id=args.policy, fmt=args.format,
+                       os_release=os_release))
 
 
 # --- rules ----------------------------------------------------------------------------------------
@@ -284,9 +286,30 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return _reports(args, test_report, checks_test_report)
 
 
+def cmd_rules_import_sigma(args: argparse.Namespace) -> int:
+    from collector.settings import local_rules_dir
+    from rules.detect.sigma import import_sigma
+
+    out = Path(args.output) if args.output else local_rules_dir(_settings(args).data_dir)
+    code, text = import_sigma([Path(p) for p in args.source], out)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def _detection_paths(args: argparse.Namespace) -> list[Path] | None:
+    """--path, else the built-in rules plus this installation's own (imported) ones when present."""
+    from collector.settings import local_rules_dir
+    from rules.detect import DEFAULT_RULES_DIR
+
+    if args.path:
+        return [Path(p) for p in args.path]
+    local = local_rules_dir(_settings(args).data_dir)
+    return [DEFAULT_RULES_DIR, local] if local.is_dir() else None
+
+
 def _reports(args: argparse.Namespace, detections: Callable, checks: Callable) -> int:
     """Detection rules (or the --path files), then, unless --path narrows it, checks and policies."""
-    runs = [detections([Path(p) for p in args.path] or None)]
+    runs = [detections(_detection_paths(args))]
     if not args.path:
         runs.append(checks())
     worst = max(code for code, _ in runs)
@@ -404,9 +427,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("test", cmd_rules_test, "run every rule's and check's inline examples; non-zero exit on any failure"),
     ):
         p = rules.add_parser(name, help=help_, description=help_)
+        _db_options(p)  # for --data-dir: the installation's own rules live there
         p.add_argument("--path", action="append", default=[], metavar="DIR_OR_FILE",
-                       help="detection rule directory or file (repeatable); default: all built-in rule data")
+                       help="detection rule directory or file (repeatable); default: all built-in rule data "
+                            "and the data dir's rules/detections")
         p.set_defaults(func=func)
+    p = rules.add_parser("import-sigma", help="convert Sigma rules for the Linux auth logs into Khiên rules",
+                         description="Convert the Sigma rules Khiên can evaluate (Linux auth/sshd/sudo/syslog "
+                                     "keyword and field rules) into Khiên rules; report every skipped rule and why.")
+    _db_options(p)
+    p.add_argument("source", nargs="+", metavar="DIR_OR_FILE", help="Sigma rule files or directories")
+    p.add_argument("--output", metavar="DIR", help="where to write the rules (default: <data dir>/rules/detections, "
+                                                   "which the server loads at start)")
+    p.set_defaults(func=cmd_rules_import_sigma)
     return parser
 
 

@@ -102,3 +102,24 @@ def test_host_classification_and_exceptions(db_url):
     assert_one_line_error(run(db_url, "exception", "renew", exc_id, "--approver", "boss"), "already renewed")
     assert run(db_url, "exception", "revoke", exc_id, "--by", "boss", "--reason", "fixed").returncode == 0
     assert "revoked" in run(db_url, "exception", "list", "--status", "revoked").stdout
+
+
+def test_import_sigma_into_the_data_dir_and_the_server_loads_it(tmp_path):
+    sigma = Path(__file__).resolve().parents[1] / "rules" / "fixtures" / "sigma"
+    data = tmp_path / "data"
+    out = subprocess.run([*KHIEN, "rules", "import-sigma", str(sigma), "--data-dir", str(data)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.stem for p in (data / "rules" / "detections").glob("*.yaml"))
+    assert written and all(name.startswith("sigma_") for name in written)
+    assert "skipped" in out.stdout and "converted" in out.stdout
+    lint = subprocess.run([*KHIEN, "rules", "lint", "--data-dir", str(data)], capture_output=True, text=True,
+                          timeout=120)
+    built_in = len(list(BUILT_IN.glob("*.yaml")))
+    assert lint.returncode == 0 and f"{built_in + len(written)} rules OK" in lint.stdout, lint.stderr
+
+    from collector.settings import load_settings
+    from khien.app import build_app
+
+    app = build_app(load_settings(data_dir=data, database_url=f"sqlite:///{tmp_path / 'k.db'}"))
+    assert set(written) <= set(app.state.detection.ruleset.rules)
