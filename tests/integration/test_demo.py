@@ -40,8 +40,13 @@ def test_demo_runs_the_whole_system_and_stops_on_ctrl_c(tmp_path):
             listing = client.get("/hosts")
             hosts = re.findall(r'href="/hosts/(\d+)"', listing.text)
         assert hosts, log.read_text()
-        page = client.get(f"/hosts/{hosts[0]}")
-        assert "openssl" in page.text or "python3" in page.text  # real packages of this machine
+        # The host exists from enrollment on; its inventory arrives with the agent's first send.
+        shown = False
+        while time.monotonic() < deadline and not shown:
+            page = client.get(f"/hosts/{hosts[0]}")
+            shown = "openssl" in page.text or "python3" in page.text  # real packages of this machine
+            time.sleep(0 if shown else 1)
+        assert shown, log.read_text()
         assert "DEMO" in log.read_text()
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("agent" in " ".join(c.cmdline()) for c in children)
