@@ -9,7 +9,7 @@ from typing import Any
 from rules.checks.check_schema import build_check
 from rules.checks.model import DEFAULT_CHECKS_DIR, DEFAULT_POLICIES_DIR, Check, CheckSet, Policy
 from rules.checks.policy_schema import build_policy, cross_check
-from rules.detect.loader import SUFFIXES, read_yaml_file
+from rules.detect.loader import data_files, read_yaml_file
 from rules.detect.model import LoadError, RuleLoadErrors
 from rules.detect.regexguard import slow_patterns
 from rules.detect.schema import Checker
@@ -44,17 +44,7 @@ def _files(arg: PathsArg, default: Path, errors: list[LoadError]) -> list[Path]:
         paths = [Path(arg)]
     else:
         paths = [Path(p) for p in arg]
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            # Only the top level: a retired file moved into a sub-folder must not load.
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES))
-        elif path.is_file():
-            files.append(path)
-        else:
-            errors.append(LoadError(str(path), None, "no such file or directory"))
-    unique = {f.resolve(): f for f in reversed(files)}  # the same file named twice loads once
-    return [f for f in files if unique.get(f.resolve()) is f]
+    return data_files(paths, errors)
 
 
 def _load_all(files: list[Path], build: Callable[[Any, Checker, str], Any],

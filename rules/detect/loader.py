@@ -21,7 +21,7 @@ MAX_FILE_BYTES = 1_000_000
 def load_rules(paths: Iterable[Path] | None = None) -> RuleSet:
     """Load rules from directories and/or files; raise RuleLoadErrors listing every problem."""
     errors: list[LoadError] = []
-    files = _rule_files([DEFAULT_RULES_DIR] if paths is None else [Path(p) for p in paths], errors)
+    files = data_files([DEFAULT_RULES_DIR] if paths is None else [Path(p) for p in paths], errors)
     rules: dict[str, Rule] = {}
     pending_regexes: list[tuple[Checker, str, int, tuple]] = []
     for file in files:
@@ -42,7 +42,8 @@ def load_rules(paths: Iterable[Path] | None = None) -> RuleSet:
     return RuleSet(rules.values(), tuple(str(f) for f in files))
 
 
-def _rule_files(paths: list[Path], errors: list[LoadError]) -> list[Path]:
+def data_files(paths: list[Path], errors: list[LoadError]) -> list[Path]:
+    """The YAML files of these directories (top level only) and files, each once; missing paths are errors."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
