@@ -7,40 +7,20 @@ import getpass
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from collector.errors import KhienError
-from collector.settings import Settings, load_settings
-from khien.durations import parse_duration
-
-if TYPE_CHECKING:
-    from collector.db import Database
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called."""
-
-
-def _db_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="data directory (default $KHIEN_DATA_DIR or ./khien-data)")
-    parser.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
-                        "(default $KHIEN_DATABASE_URL or SQLite in the data dir)")
-
-
-def _settings(args: argparse.Namespace, **extra) -> Settings:
-    return load_settings(data_dir=args.data_dir, database_url=args.database_url, **extra)
-
-
-def _database(args: argparse.Namespace) -> Database:
-    """The database, schema upgraded: every command sees the same, current schema."""
-    # Imported here: SQLAlchemy and Alembic cost ~0.7 s of start-up that `khien check` does not need.
-    from collector.db import Database
-
-    db = Database(_settings(args).database_url)
-    db.upgrade()
-    return db
-
+from khien.cli_common import UsageError, database, db_options, duration, first_error, settings_of
+from khien.cli_compliance import (
+    cmd_check,
+    cmd_exception_add,
+    cmd_exception_list,
+    cmd_exception_renew,
+    cmd_exception_revoke,
+    cmd_host_set,
+    cmd_rules_import_sigma,
+    cmd_rules_lint,
+    cmd_rules_test,
+)
 
 # --- unit -----------------------------------------------------------------------------------------
 
@@ -51,8 +31,8 @@ def cmd_unit_add(args: argparse.Namespace) -> None:
     try:
         data = UnitCreate(code=args.code, name=args.name, kind=args.kind, parent_code=args.parent)
     except ValueError as exc:
-        raise UsageError(_first_error(exc)) from None
-    with _database(args).transaction() as session:
+        raise UsageError(first_error(exc)) from None
+    with database(args).transaction() as session:
         unit = units.create(session, data=data)
     print(f"unit {unit.code} added ({unit.kind})")
 
@@ -61,7 +41,7 @@ def cmd_unit_list(args: argparse.Namespace) -> None:
     from collector.scope import Scope
     from collector.units import service as units
 
-    with _database(args).session() as session:
+    with database(args).session() as session:
         rows = units.list_(session, scope=Scope.everything())
         codes = units.codes_by_id(session)
     print(f"{'CODE':<20} {'KIND':<11} {'PARENT':<20} NAME")
@@ -80,7 +60,7 @@ def cmd_unit_ports(args: argparse.Namespace) -> None:
             ports = [int(p) for p in args.allow.replace(" ", "").split(",") if p]
         except ValueError:
             raise UsageError(f"--allow takes comma-separated port numbers, not {args.allow!r}") from None
-    with _database(args).transaction() as session:
+    with database(args).transaction() as session:
         unit = units.set_allowed_ports(session, code=args.code, ports=ports)
         shown = ",".join(map(str, unit.allowed_ports)) if unit.allowed_ports is not None else "inherited"
     print(f"unit {args.code}: allowed listening ports {shown or 'none'}")
@@ -106,7 +86,7 @@ def cmd_user_add(args: argparse.Namespace) -> None:
     from collector.users import service as users
 
     password = _read_password(args)
-    with _database(args).transaction() as session:
+    with database(args).transaction() as session:
         user = users.create(session, username=args.username, password=password, role=args.role,
                             unit_code=args.unit)
     print(f"user {user.username} added ({user.role})")
@@ -115,8 +95,8 @@ def cmd_user_add(args: argparse.Namespace) -> None:
 def cmd_user_token(args: argparse.Namespace) -> None:
     from collector.users import service as users
 
-    expires = _duration(args.expires)
-    with _database(args).transaction() as session:
+    expires = duration(args.expires)
+    with database(args).transaction() as session:
         token = users.create_api_token(session, username=args.username, expires_in=expires)
     print(token)
 
@@ -126,8 +106,8 @@ def cmd_user_token(args: argparse.Namespace) -> None:
 def cmd_token_create(args: argparse.Namespace) -> None:
     from collector.agents import service as agents
 
-    with _database(args).transaction() as session:
-        token = agents.create_enrollment_token(session, unit_code=args.unit, expires_in=_duration(args.expires),
+    with database(args).transaction() as session:
+        token = agents.create_enrollment_token(session, unit_code=args.unit, expires_in=duration(args.expires),
                                                max_uses=args.max_uses)
     print(f"enrollment token for unit {args.unit} (shown once; expires in {args.expires}):", file=sys.stderr)
     print(token)
@@ -138,199 +118,14 @@ def cmd_token_create(args: argparse.Namespace) -> None:
 def cmd_server(args: argparse.Namespace) -> None:
     from khien.serve import serve
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = settings_of(args, host=args.host, port=args.port)
     serve(settings)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from khien.demo import run_demo
 
-    run_demo(_settings(args, host=args.host, port=args.port, demo=True), seed_only=args.seed_only)
-
-
-# --- hosts and exceptions -------------------------------------------------------------------------
-
-def cmd_host_set(args: argparse.Namespace) -> None:
-    from collector.hosts import service as hosts
-
-    if args.level is None and args.internet_facing is None:
-        raise UsageError("give --level and/or --internet-facing yes|no")
-    facing = None if args.internet_facing is None else args.internet_facing == "yes"
-    with _database(args).transaction() as session:
-        host = hosts.set_classification(session, host_id=args.host_id, security_level=args.level,
-                                        internet_facing=facing)
-        print(f"host {host.id} ({host.hostname}): level {host.security_level or 'undeclared'}, "
-              f"{'internet-facing' if host.internet_facing else 'internal'}")
-
-
-def cmd_exception_add(args: argparse.Namespace) -> None:
-    from collector.compliance.service import builtin_checks
-    from collector.exceptions import service as exceptions
-    from collector.exceptions.models import RiskExceptionCreate
-    from collector.types import utcnow
-    from collector.users import service as users
-
-    kind, target = ("check", args.check) if args.check else ("finding", args.finding)
-    scope = "host" if args.host is not None else "unit" if args.unit else "all"
-    try:
-        data = RiskExceptionCreate(target_kind=kind, target=target, scope=scope, unit=args.unit, host_id=args.host,
-                                   justification=args.justification, compensating_control=args.compensating,
-                                   expires_in_days=_days(args.expires), requested_by=args.requested_by)
-    except ValueError as exc:
-        raise UsageError(_first_error(exc)) from None
-    with _database(args).transaction() as session:
-        approver = users.get_by_username(session, username=args.approver)
-        if approver is None:
-            raise UsageError(f"unknown user: {args.approver!r}")
-        row = exceptions.create(session, data=data, approver=approver.username, approver_role=approver.role,
-                                now=utcnow(), known_checks=frozenset(builtin_checks().checks))
-        print(f"exception {row.id}: {kind} {target} accepted for {scope} until {row.expires_at:%Y-%m-%d}")
-
-
-def cmd_exception_list(args: argparse.Namespace) -> None:
-    from collector.exceptions import service as exceptions
-    from collector.scope import Scope
-    from collector.types import utcnow
-
-    now = utcnow()
-    with _database(args).session() as session:
-        rows = exceptions.list_(session, scope=Scope.everything(), status=args.status, now=now)
-    print(f"{'ID':>5} {'STATUS':<8} {'KIND':<8} {'TARGET':<40} {'SCOPE':<6} {'EXPIRES':<10} APPROVER")
-    for r in rows:
-        print(f"{r.id:>5} {r.status_at(now):<8} {r.target_kind:<8} {r.target:<40} {r.scope:<6} "
-              f"{r.expires_at:%Y-%m-%d} {r.approved_by}")
-
-
-def cmd_exception_renew(args: argparse.Namespace) -> None:
-    from collector.exceptions import service as exceptions
-    from collector.types import utcnow
-    from collector.users import service as users
-
-    with _database(args).transaction() as session:
-        approver = users.get_by_username(session, username=args.approver)
-        if approver is None:
-            raise UsageError(f"unknown user: {args.approver!r}")
-        row = exceptions.renew(session, exception_id=args.id, approver=approver.username,
-                               approver_role=approver.role, days=_days(args.expires), now=utcnow())
-        print(f"exception {row.id} renewed until {row.expires_at:%Y-%m-%d}")
-
-
-def cmd_exception_revoke(args: argparse.Namespace) -> None:
-    from collector.exceptions import service as exceptions
-    from collector.types import utcnow
-    from collector.users import service as users
-
-    with _database(args).transaction() as session:
-        by = users.get_by_username(session, username=args.by)
-        if by is None:
-            raise UsageError(f"unknown user: {args.by!r}")
-        exceptions.revoke(session, exception_id=args.id, by=by.username, by_role=by.role, reason=args.reason,
-                          now=utcnow())
-    print(f"exception {args.id} revoked")
-
-
-def _days(text: str) -> int:
-    delta = _duration(text)
-    days = delta.days + (1 if delta.seconds or delta.microseconds else 0)
-    if days < 1:
-        raise UsageError(f"an exception lasts at least one day, not {text!r}")
-    return days
-
-
-# --- compliance check on this host ----------------------------------------------------------------
-
-def cmd_check(args: argparse.Namespace) -> None:
-    import json
-    import platform
-
-    from rules.checks import check_report, load_checks, os_family
-
-    if args.facts:
-        try:
-            text = sys.stdin.read() if args.facts == "-" else Path(args.facts).read_text(encoding="utf-8")
-            facts = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read facts from {args.facts}: {exc}") from None
-        if not isinstance(facts, dict):
-            raise UsageError("facts must be a JSON object (the output of khien-agent facts)")
-    else:
-        from agent.collectors.facts import collect_facts  # the agent's own code path, on this host
-
-        facts = collect_facts()
-    try:
-        release = platform.freedesktop_os_release()
-    except OSError:
-        release = {}
-    os_release = {"id": release.get("ID"), "id_like": release.get("ID_LIKE"), "version_id": release.get("VERSION_ID")}
-    family = args.os or os_family(os_release)
-    checkset = load_checks()
-    if args.policy not in checkset.policies:
-        raise UsageError(f"unknown policy {args.policy!r}; known: {', '.join(sorted(checkset.policies))}")
-    print(check_report(checkset, facts, os_family=family, level=args.level, policy_id=args.policy, fmt=args.format,
-                       os_release=os_release))
-
-
-# --- rules ----------------------------------------------------------------------------------------
-
-def cmd_rules_lint(args: argparse.Namespace) -> int:
-    from rules.checks import checks_lint_report
-    from rules.detect import lint_report
-
-    return _reports(args, lint_report, checks_lint_report)
-
-
-def cmd_rules_test(args: argparse.Namespace) -> int:
-    from rules.checks import checks_test_report
-    from rules.detect import test_report
-
-    return _reports(args, test_report, checks_test_report)
-
-
-def cmd_rules_import_sigma(args: argparse.Namespace) -> int:
-    from collector.settings import local_rules_dir
-    from rules.detect.sigma import import_sigma
-
-    out = Path(args.output) if args.output else local_rules_dir(_settings(args).data_dir)
-    code, text = import_sigma([Path(p) for p in args.source], out)
-    print(text, file=sys.stdout if code == 0 else sys.stderr)
-    return code
-
-
-def _detection_paths(args: argparse.Namespace) -> list[Path] | None:
-    """--path, else the built-in rules plus this installation's own (imported) ones when present."""
-    from collector.settings import local_rules_dir
-    from rules.detect import DEFAULT_RULES_DIR
-
-    if args.path:
-        return [Path(p) for p in args.path]
-    local = local_rules_dir(_settings(args).data_dir)
-    return [DEFAULT_RULES_DIR, local] if local.is_dir() else None
-
-
-def _reports(args: argparse.Namespace, detections: Callable, checks: Callable) -> int:
-    """Detection rules (or the --path files), then, unless --path narrows it, checks and policies."""
-    runs = [detections(_detection_paths(args))]
-    if not args.path:
-        runs.append(checks())
-    worst = max(code for code, _ in runs)
-    for code, text in runs:
-        print(text, file=sys.stdout if code == 0 else sys.stderr)
-    return worst
-
-
-def _duration(text: str):
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _first_error(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors) and errors():
-        first = errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(exc)
+    run_demo(settings_of(args, host=args.host, port=args.port, demo=True), seed_only=args.seed_only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, func: Callable, help_: str, parent=sub) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help_, description=help_)
-        _db_options(p)
+        db_options(p)
         p.set_defaults(func=func)
         return p
 
@@ -427,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("test", cmd_rules_test, "run every rule's and check's inline examples; non-zero exit on any failure"),
     ):
         p = rules.add_parser(name, help=help_, description=help_)
-        _db_options(p)  # for --data-dir: the installation's own rules live there
+        db_options(p)  # for --data-dir: the installation's own rules live there
         p.add_argument("--path", action="append", default=[], metavar="DIR_OR_FILE",
                        help="detection rule directory or file (repeatable); default: all built-in rule data "
                             "and the data dir's rules/detections")
@@ -435,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = rules.add_parser("import-sigma", help="convert Sigma rules for the Linux auth logs into Khiên rules",
                          description="Convert the Sigma rules Khiên can evaluate (Linux auth/sshd/sudo/syslog "
                                      "keyword and field rules) into Khiên rules; report every skipped rule and why.")
-    _db_options(p)
+    db_options(p)
     p.add_argument("source", nargs="+", metavar="DIR_OR_FILE", help="Sigma rule files or directories")
     p.add_argument("--output", metavar="DIR", help="where to write the rules (default: <data dir>/rules/detections, "
                                                    "which the server loads at start)")
