@@ -11,6 +11,7 @@ from rules.checks.loader import PathsArg, load_checks
 from rules.checks.model import DEFAULT_POLICY, CheckSet
 from rules.checks.policy import evaluate_host, policy_score, resolve_level
 from rules.detect.model import RuleLoadErrors
+from rules.detect.report import examples_report
 
 STATUS_LABELS = {"pass": "PASS", "fail": "FAIL", "not_applicable": "N/A", "error": "ERROR"}
 
@@ -31,12 +32,7 @@ def checks_test_report(checks_dirs: PathsArg = None, policies_dirs: PathsArg = N
     except RuleLoadErrors as exc:
         lines = [str(e) for e in exc.errors]
         return 1, "\n".join([*lines, f"{len(lines)} load error(s); no examples run"])
-    results = run_check_examples(checkset)
-    failed = [r for r in results if not r.passed]
-    lines = [f"FAIL {r.check_id}: {r.name}: {r.detail}" for r in failed]
-    lines.append(f"{len(results)} examples in {len(checkset.checks)} checks: {len(results) - len(failed)} passed, "
-                 f"{len(failed)} failed")
-    return (1 if failed else 0), "\n".join(lines)
+    return examples_report([(r.check_id, r) for r in run_check_examples(checkset)], len(checkset.checks), "checks")
 
 
 checks_test_report.__test__ = False  # type: ignore[attr-defined]  # pytest must not collect it as a test

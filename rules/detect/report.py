@@ -26,10 +26,14 @@ def test_report(paths: Iterable[Path] | None = None) -> tuple[int, str]:
     except RuleLoadErrors as exc:
         lines = [str(e) for e in exc.errors]
         return 1, "\n".join([*lines, f"{len(lines)} load error(s); no examples run"])
-    results = run_examples(ruleset)
-    failed = [r for r in results if not r.passed]
-    lines = [f"FAIL {r.rule_id}: {r.name}: {r.detail}" for r in failed]
-    lines.append(f"{len(results)} examples in {len(ruleset.rules)} rules: {len(results) - len(failed)} passed, "
+    return examples_report([(r.rule_id, r) for r in run_examples(ruleset)], len(ruleset.rules), "rules")
+
+
+def examples_report(results: list[tuple[str, object]], owners: int, noun: str) -> tuple[int, str]:
+    """Exit code and text for inline-example results given as (rule or check id, result) pairs."""
+    failed = [(owner, r) for owner, r in results if not r.passed]
+    lines = [f"FAIL {owner}: {r.name}: {r.detail}" for owner, r in failed]
+    lines.append(f"{len(results)} examples in {owners} {noun}: {len(results) - len(failed)} passed, "
                  f"{len(failed)} failed")
     return (1 if failed else 0), "\n".join(lines)
 

@@ -101,15 +101,8 @@ def _pwquality(root: Path, lines: list) -> dict:
     for t, _c, m, args in lines:
         if t == "password" and m == module:
             settings.update(_args(args))
-    out: dict = {"enabled": module is not None, "module": module}
-    applied = []
-    for key in PWQ_KEYS:
-        out[key] = to_int(settings.get(key))
-        if out[key] is None and module == "pam_pwquality":
-            out[key] = PWQ_DEFAULTS[key]
-            applied.append(key)
+    out = _numbers(module, settings, PWQ_KEYS, PWQ_DEFAULTS if module == "pam_pwquality" else {})
     out["enforce_for_root"] = "enforce_for_root" in settings
-    out["defaults_applied"] = applied
     return out
 
 
@@ -121,14 +114,20 @@ def _lockout(root: Path, lines: list) -> dict:
     for t, _c, m, args in lines:
         if t == "auth" and m == module:
             settings.update(_args(args))
+    out = _numbers(module, settings, LOCK_KEYS, LOCK_DEFAULTS if module == "pam_faillock" else {})
+    out["even_deny_root"] = "even_deny_root" in settings
+    return out
+
+
+def _numbers(module: str | None, settings: dict, keys: tuple, defaults: dict) -> dict:
+    """The numeric settings of a module; unset ones take the module's documented default (listed)."""
     out: dict = {"enabled": module is not None, "module": module}
     applied = []
-    for key in LOCK_KEYS:
+    for key in keys:
         out[key] = to_int(settings.get(key))
-        if out[key] is None and module == "pam_faillock" and key in LOCK_DEFAULTS:
-            out[key] = LOCK_DEFAULTS[key]
+        if out[key] is None and key in defaults:
+            out[key] = defaults[key]
             applied.append(key)
-    out["even_deny_root"] = "even_deny_root" in settings
     out["defaults_applied"] = applied
     return out
 
