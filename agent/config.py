@@ -36,6 +36,9 @@ class ServerSection:
 class AgentSection:
     state_dir: str = ""
     log_level: str = "INFO"
+    # Where the host's files are (os-release, dpkg/rpm databases, passwd...): "/" normally; the mount
+    # point of the host's filesystem when the agent runs in a container (e.g. "/host").
+    host_root: str = "/"
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from agent.budget import BudgetLimits, ResourceBudget
@@ -112,8 +113,9 @@ class Agent:
     def _modules(self) -> list[Collector]:
         from agent.collectors.inventory import InventoryCollector
 
-        modules: list[Collector] = [InventoryCollector(full_every_s=self.inventory_full_s)]
         cfg = self.config
+        modules: list[Collector] = [InventoryCollector(root=Path(cfg.agent.host_root or "/"),
+                                                       full_every_s=self.inventory_full_s)]
         if cfg.patches.enabled:
             from agent.collectors.patches import PatchCollector
 

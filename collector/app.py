@@ -22,13 +22,17 @@ from collector.db import Database
 from collector.detection import DetectionWorker
 from collector.errors import DatabaseUnavailable, KhienError, RateLimited
 from collector.exceptions.routes import router as exceptions_router
+from collector.findings.routes import router as findings_router
 from collector.hosts.routes import router as hosts_router
 from collector.ingest.routes import router as ingest_router
 from collector.ingest.worker import IngestWorkers
 from collector.metrics import IngestMetrics
 from collector.ratelimit import RateLimiter
+from collector.scans.routes import router as scans_router
+from collector.scheduler import Jobs
 from collector.settings import Settings, local_rules_dir
 from collector.units.routes import router as units_router
+from collector.vulns.routes import router as feeds_router
 from rules.detect import DEFAULT_RULES_DIR, load_rules
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,11 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.detection.start()
+        if app.state.jobs is not None:
+            app.state.jobs.start()
         yield
+        if app.state.jobs is not None:
+            app.state.jobs.stop()
         app.state.ingest_workers.close()  # answers what is queued, then stops the threads
         app.state.detection.stop()
 
@@ -55,9 +63,10 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     ruleset = load_rules([DEFAULT_RULES_DIR, *([local] if local.is_dir() else [])])
     app.state.detection = DetectionWorker(app.state.db, ruleset, stale_after_s=settings.stale_after_s,
                                           heartbeat_s=settings.heartbeat_interval_s)
+    app.state.jobs = Jobs(app.state.db, settings) if settings.scheduler else None
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,
-                   exceptions_router):
+                   exceptions_router, findings_router, feeds_router, scans_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app

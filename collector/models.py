@@ -7,14 +7,19 @@ from collector.alerts.models import Alert, PipelineCursor
 from collector.compliance.models import CheckResultRow
 from collector.events.models import Event
 from collector.exceptions.models import RiskException
+from collector.findings.models import Finding, FindingEvent
 from collector.hosts.models import Host, InventoryRow
 from collector.ingest.models import IngestBatch
+from collector.scans.models import ScanAsset, ScanHost, ScanPolicy, ScanPort, ScanRun, UnitRange
 from collector.units.models import Unit
 from collector.users.models import ApiToken, ConsoleSession, User
+from collector.vulns.models import Feed, KnownExploitedRow, OfficialWarningRow, VulnAffected, VulnRecord
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "Agent", "Alert", "ApiToken", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event", "Host", "IngestBatch",
-    "InventoryRow", "PipelineCursor", "RiskException", "Unit", "User", "metadata",
+    "Agent", "Alert", "ApiToken", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event", "Feed", "Finding",
+    "FindingEvent", "Host", "IngestBatch", "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor",
+    "RiskException", "ScanAsset", "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "Unit", "UnitRange", "User",
+    "VulnAffected", "VulnRecord", "metadata",
 ]

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from collector import producers
 from collector.agents import service as agents
 from collector.agents.models import Agent
 from collector.compliance import service as compliance
@@ -110,17 +111,24 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
                 event("agent.loss", item.ts, loss, origin="collector")
             agents.record_heartbeat(session, agent=live_agent, host=host, data=beat)
         elif item.type == "patch.status":
-            event(item.type, item.ts, _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"),
-                                                on=item.ts.date()))
+            data = _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"), on=item.ts.date())
+            event(item.type, item.ts, data)
+            host = host or session.get(Host, agent.host_id)
+            producers.from_patch_status(session, host=host, data=data, now=received)
         elif item.type == "facts.snapshot":
             data = item.data.model_dump(mode="json")
             event(item.type, item.ts, data)
             host = host or session.get(Host, agent.host_id)
             compliance.judge(session, host=host, kinds=data["kinds"], at=item.ts)
+            session.flush()
+            producers.from_check_results(session, host=host, now=received)
         elif item.type == "inventory.snapshot":
             host = host or session.get(Host, agent.host_id)
+            before = dict(host.inventory_hashes or {})
             for type_, data in _apply_inventory(session, host=host, snapshot=item.data, at=item.ts):
                 event(type_, item.ts, data, origin="collector")
+            changed = {k for k, v in (host.inventory_hashes or {}).items() if before.get(k) != v}
+            producers.after_inventory(session, host=host, changed=changed, now=received)
         else:
             event(item.type, item.ts, item.data.model_dump(mode="json"))
     if host is not None:

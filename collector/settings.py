@@ -30,6 +30,12 @@ class Settings:
     session_ttl_s: int = 8 * 3600
     cookie_secure: bool = True
     demo: bool = False
+    # Background jobs (APScheduler): nightly feed matching and scheduled network scans.
+    scheduler: bool = True
+    match_hour: int = 2  # local time (Asia/Ho_Chi_Minh) of the nightly re-match
+    scan_concurrency: int = 2  # at most this many scans run at once
+    scan_tick_s: int = 60  # how often the scheduler looks for units with addresses due
+    scan_max_addresses: int = 65_536  # a single scan refuses more addresses than this
 
 
 def default_data_dir() -> Path:
@@ -76,6 +82,9 @@ def load_settings(
         port=port or int(os.environ.get("KHIEN_PORT") or 8000),
         cookie_secure=not insecure_ok,
         demo=demo,
+        scheduler=os.environ.get("KHIEN_SCHEDULER", "1") != "0",
+        scan_concurrency=int(_env_number("KHIEN_SCAN_CONCURRENCY", 2)),
+        scan_max_addresses=int(_env_number("KHIEN_SCAN_MAX_ADDRESSES", 65_536)),
     )
 
 

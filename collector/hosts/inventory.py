@@ -80,6 +80,7 @@ def apply_section(
         session.execute(insert(InventoryRow), [
             {"host_id": host.id, "unit_id": host.unit_id, "section": section, "key": n.key,
              "name": _promoted(n.row, "name"), "version": _promoted(n.row, "version"),
+             "source": _promoted(n.row, "source"), "source_version": _promoted(n.row, "source_version"),
              "row_hash": n.hash, "data": n.row, "valid_from": at, "valid_to": None}
             for n in to_add
         ])

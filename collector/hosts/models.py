@@ -27,6 +27,8 @@ class Host(SQLModel, table=True):
     agent_version: str | None = Field(default=None, max_length=64)
     security_level: int | None = None  # cấp độ 1–5; None = not yet declared
     internet_facing: bool = False
+    # "debian:12", "ubuntu:22.04", "rocky:9" ...: the release vulnerability feeds are keyed by.
+    distro: str | None = Field(default=None, max_length=32)
     first_seen: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     last_seen: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     # section -> content hash of the current rows, so an unchanged section is skipped cheaply.
@@ -71,6 +73,9 @@ class InventoryRow(SQLModel, table=True):
     key: str = Field(max_length=600)
     name: str | None = Field(default=None, max_length=255)
     version: str | None = Field(default=None, max_length=255)
+    # Packages only: the source package and its version, which Debian's feeds are keyed by.
+    source: str | None = Field(default=None, max_length=255)
+    source_version: str | None = Field(default=None, max_length=255)
     row_hash: str = Field(max_length=64)
     data: dict[str, Any] = Field(sa_column=Column(JSONData, nullable=False))
     valid_from: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -14,6 +14,7 @@ from collector.hosts.models import Host, HostPublic, InventoryRow
 from collector.scope import Scope
 from collector.types import utcnow
 from collector.units.models import Unit
+from rules.distro import distro_key
 
 
 def _match_identity(session: Session, *, unit_id: int, identity: dict[str, Any]) -> Host | None:
@@ -91,6 +92,7 @@ def _copy_summary(host: Host, section: str, rows: list[dict[str, Any]]) -> None:
         host.os_name = row.get("pretty_name") or row.get("name") or host.os_name
         host.os_version = row.get("version_id") or row.get("version") or host.os_version
         host.kernel = row.get("kernel") or host.kernel
+        host.distro = distro_key(row) or host.distro
     elif section == "identity":
         host.hostname = row.get("hostname") or host.hostname
         host.macs = sorted(set(row.get("macs") or host.macs))

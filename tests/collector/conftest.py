@@ -13,7 +13,8 @@ from tests.collector import helpers as h
 
 @pytest.fixture
 def settings(db, tmp_path):
-    return dataclasses.replace(load_settings(data_dir=tmp_path, database_url=db.url), cookie_secure=False)
+    return dataclasses.replace(load_settings(data_dir=tmp_path, database_url=db.url), cookie_secure=False,
+                               scheduler=False)  # jobs are tested on their own (test_scheduler)
 
 
 @pytest.fixture

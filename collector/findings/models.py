@@ -1,0 +1,110 @@
+"""Findings and their history.
+
+A finding is keyed by (stable host identity, rule, location): the same CVE on the same package of
+the same host is one finding whichever source saw it, and ``sources`` says which producers see it
+now. A finding that comes back more than 90 days after it was fixed starts a new *generation* — a
+new row, so the old one stays as history — while one that comes back sooner reopens its own row
+and keeps its first-seen date and deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
+
+from collector.types import BigIntPK, JSONData, UTCDateTime
+
+KINDS = ("vulnerability", "patch", "check", "exposure", "unmanaged", "eol")
+STORED_STATUSES = ("open", "reopened", "fixed")
+STATUSES = (*STORED_STATUSES, "accepted")  # accepted: open, and covered by an active exception (computed)
+
+
+class Finding(SQLModel, table=True):
+    __tablename__ = "findings"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", "generation", name="uq_findings_key_generation"),
+        Index("ix_findings_identity_kind", "identity", "kind"),
+        Index("ix_findings_unit_status", "unit_id", "status"),
+        Index("ix_findings_host_status", "host_id", "status"),
+        Index("ix_findings_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    unit_id: int = Field(foreign_key="units.id")
+    host_id: int | None = Field(default=None, foreign_key="hosts.id")
+    address: str | None = Field(default=None, max_length=64)  # scan findings and unmanaged hosts
+    identity: str = Field(max_length=96)  # "host:<id>" or "addr:<unit id>:<address>"
+    kind: str = Field(max_length=16)
+    rule: str = Field(max_length=255)  # CVE id, check id, exposed-service:rdp, os-eol ...
+    location: str = Field(default="", max_length=255)  # package, proto/port, "" for host-wide
+    dedupe_key: str = Field(max_length=64)
+    generation: int = 0
+    title: str = Field(max_length=500)
+    finding_class: str = Field(max_length=24)  # P0–P4 | critical_misconfig | failed_check | eol
+    cvss_score: float | None = None
+    cvss_vector: str | None = Field(default=None, max_length=255)
+    fix_available: bool = True
+    distro_state: str | None = Field(default=None, max_length=24)  # fixed | no-dsa | postponed | open ...
+    fixed_version: str | None = Field(default=None, max_length=255)
+    status: str = Field(default="open", max_length=16)
+    sources: list[str] = Field(default_factory=list, sa_column=Column(JSONData, nullable=False))
+    evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONData, nullable=False))
+    first_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    last_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    clock_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    mitigate_by: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    sla_version: str = Field(default="", max_length=32)
+    fixed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    fixed_proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
+    reopened_count: int = 0
+
+
+class FindingEvent(SQLModel, table=True):
+    """Append-only history: opened, reclassified, fixed (with what proved it), reopened."""
+
+    __tablename__ = "finding_events"
+    __table_args__ = (Index("ix_finding_events_finding", "finding_id", "at"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    finding_id: int = Field(sa_column=Column(BigIntPK, nullable=False))
+    unit_id: int = Field(foreign_key="units.id", index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    action: str = Field(max_length=16)  # opened | reclassified | fixed | reopened
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONData, nullable=False))
+
+
+class FindingPublic(SQLModel):
+    id: int
+    unit: str
+    unit_id: int
+    host_id: int | None
+    hostname: str | None
+    address: str | None
+    kind: str
+    rule: str
+    location: str
+    title: str
+    finding_class: str
+    cvss_score: float | None
+    cvss_vector: str | None
+    fix_available: bool
+    distro_state: str | None
+    fixed_version: str | None
+    status: str  # open | reopened | fixed | accepted
+    sources: list[str]
+    evidence: dict[str, Any]
+    first_seen: datetime
+    last_seen: datetime
+    clock_start: datetime
+    due_at: datetime
+    mitigate_by: datetime | None
+    overdue: bool
+    sla_version: str
+    fixed_at: datetime | None
+    fixed_proof: dict[str, Any] | None
+    reopened_count: int
+    exception_id: int | None = None

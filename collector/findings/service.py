@@ -1,0 +1,386 @@
+"""Finding lifecycle: reconcile what a producer observes now with what is stored, and read findings.
+
+Producers (vulnerability matching, pending patches, check results, scans, the agent's port
+inventory, end-of-life data) each report, for a set of subjects (hosts or scanned addresses), the
+complete list of what they observe now. ``reconcile`` turns that into opened, updated, reopened and
+fixed findings. It is set-based: one read of the subjects' findings, then batched inserts and
+updates, so a nightly re-match of 10,000 hosts does not cost 10,000 round trips per step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlmodel import Session
+
+from collector.errors import NotFound
+from collector.exceptions.service import Coverage
+from collector.findings.models import Finding, FindingEvent, FindingPublic
+from collector.hosts.models import Host
+from collector.scope import Scope
+from collector.units.models import Unit
+from rules.sla import SlaTable, builtin_sla, deadline
+
+REOPEN_WINDOW = timedelta(days=90)
+CHUNK = 500
+MAX_EVIDENCE_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What findings attach to: a managed host, or an address seen only by scans."""
+
+    identity: str
+    unit_id: int
+    host_id: int | None = None
+    address: str | None = None
+    level: int | None = None
+    internet_facing: bool = False
+
+    @classmethod
+    def of_host(cls, host: Host) -> Subject:
+        return cls(identity=f"host:{host.id}", unit_id=host.unit_id, host_id=host.id,
+                   level=host.security_level, internet_facing=host.internet_facing)
+
+    @classmethod
+    def of_address(cls, *, unit_id: int, address: str, internet_facing: bool = False) -> Subject:
+        return cls(identity=f"addr:{unit_id}:{address}", unit_id=unit_id, address=address,
+                   internet_facing=internet_facing)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    rule: str
+    location: str
+    title: str
+    finding_class: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    cvss_score: float | None = None
+    cvss_vector: str | None = None
+    fix_available: bool = True
+    distro_state: str | None = None
+    fixed_version: str | None = None
+    warning_date: datetime | None = None  # an official warning / KEV date: the clock starts at the earlier
+
+
+@dataclass(slots=True)
+class ReconcileResult:
+    opened: int = 0
+    reopened: int = 0
+    fixed: int = 0
+    reclassified: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("opened", "reopened", "fixed", "reclassified", "updated", "unchanged")}
+
+
+# A producer's proof that a finding is gone: given the finding row, what shows it fixed.
+ProofFn = Callable[[Subject, Any], dict[str, Any]]
+
+
+def dedupe_key(identity: str, rule: str, location: str) -> str:
+    return hashlib.sha256(f"{identity}\0{rule}\0{location}".encode()).hexdigest()
+
+
+def _clip_evidence(evidence: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(evidence, sort_keys=True, default=str)
+    return evidence if len(text) <= MAX_EVIDENCE_CHARS else {"truncated": text[:MAX_EVIDENCE_CHARS]}
+
+
+_COLUMNS = (Finding.id, Finding.dedupe_key, Finding.generation, Finding.status, Finding.sources, Finding.fixed_at,
+            Finding.clock_start, Finding.finding_class, Finding.title, Finding.evidence, Finding.cvss_score,
+            Finding.fix_available, Finding.distro_state, Finding.fixed_version, Finding.unit_id, Finding.identity,
+            Finding.rule, Finding.location, Finding.due_at)
+
+
+def _latest_rows(session: Session, *, kind: str, identities: list[str]) -> dict[str, Any]:
+    """The newest generation of every finding of ``kind`` on these subjects, by dedupe key."""
+    latest: dict[str, Any] = {}
+    for i in range(0, len(identities), CHUNK):
+        rows = session.execute(select(*_COLUMNS).where(Finding.kind == kind,
+                                                       Finding.identity.in_(identities[i:i + CHUNK])))
+        for row in rows:
+            old = latest.get(row.dedupe_key)
+            if old is None or row.generation > old.generation:
+                latest[row.dedupe_key] = row
+    return latest
+
+
+def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subject, list[Observation]],
+              now: datetime, proof: ProofFn, sla: SlaTable | None = None,
+              covers: Callable[[Subject, Any], bool] | None = None) -> ReconcileResult:
+    """Make the stored findings of ``kind`` on these subjects agree with what ``producer`` sees now.
+
+    Every subject in ``observed`` is complete: a finding of this kind the producer saw before on
+    that subject and does not list now is no longer seen by it, and is fixed once no producer sees
+    it (``proof`` says what showed it fixed). ``covers`` narrows what the producer looked at (a scan
+    of one of a host's addresses says nothing about its other addresses).
+    """
+    sla = sla or builtin_sla()
+    result = ReconcileResult()
+    subjects = {s.identity: s for s in observed}
+    latest = _latest_rows(session, kind=kind, identities=list(subjects))
+    new_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    seen_ids: list[int] = []
+    seen_keys: set[str] = set()
+
+    for subject, observations in observed.items():
+        for obs in observations:
+            key = dedupe_key(subject.identity, obs.rule, obs.location)
+            if key in seen_keys:  # the producer listed it twice: once is enough
+                continue
+            seen_keys.add(key)
+            row = latest.get(key)
+            if row is None or (row.status == "fixed" and now - row.fixed_at > REOPEN_WINDOW):
+                generation = 0 if row is None else row.generation + 1
+                new_rows.append(_new_row(subject, kind, producer, obs, key, generation, now, sla))
+                result.opened += 1
+            elif row.status == "fixed":
+                _reopen(session, subject, producer, obs, row, now, sla, events)
+                result.reopened += 1
+            elif _changed(row, _fields(subject, obs, row, sla), producer):
+                _update(session, subject, producer, obs, row, now, sla, events, result)
+            else:
+                seen_ids.append(row.id)
+                result.unchanged += 1
+
+    for key, row in latest.items():
+        if row.status == "fixed" or key in seen_keys:
+            continue
+        subject = subjects[row.identity]
+        if covers is not None and not covers(subject, row):
+            continue
+        _unsee(session, subject, producer, row, now, proof, events, result)
+
+    for i in range(0, len(seen_ids), CHUNK):
+        session.execute(update(Finding).where(Finding.id.in_(seen_ids[i:i + CHUNK])).values(last_seen=now))
+    if new_rows:
+        _insert_new(session, new_rows, events, now)
+    if events:
+        session.execute(insert(FindingEvent), events)
+    return result
+
+
+def _new_row(subject: Subject, kind: str, producer: str, obs: Observation, key: str, generation: int,
+             now: datetime, sla: SlaTable) -> dict[str, Any]:
+    clock = min(now, obs.warning_date) if obs.warning_date else now
+    due = deadline(sla, obs.finding_class, level=subject.level, internet_facing=subject.internet_facing,
+                   clock_start=clock)
+    return {"unit_id": subject.unit_id, "host_id": subject.host_id, "address": subject.address,
+            "identity": subject.identity, "kind": kind, "rule": obs.rule, "location": obs.location,
+            "dedupe_key": key, "generation": generation, "title": obs.title[:500], "finding_class": obs.finding_class,
+            "cvss_score": obs.cvss_score, "cvss_vector": obs.cvss_vector, "fix_available": obs.fix_available,
+            "distro_state": obs.distro_state, "fixed_version": obs.fixed_version, "status": "open",
+            "sources": [producer], "evidence": _clip_evidence(obs.evidence), "first_seen": now, "last_seen": now,
+            "clock_start": clock, "due_at": due.due_at, "mitigate_by": due.mitigate_by, "sla_version": due.version,
+            "fixed_at": None, "fixed_proof": None, "reopened_count": 0}
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]], events: list[dict[str, Any]], now: datetime) -> None:
+    """Insert in batches, then log an ``opened`` event for each with the id the database gave it."""
+    for i in range(0, len(rows), CHUNK):
+        batch = rows[i:i + CHUNK]
+        session.execute(insert(Finding), batch)
+        keys = [(r["dedupe_key"], r["generation"]) for r in batch]
+        ids = session.execute(select(Finding.id, Finding.dedupe_key, Finding.generation, Finding.unit_id,
+                                     Finding.finding_class, Finding.due_at)
+                              .where(Finding.dedupe_key.in_([k for k, _ in keys]))).all()
+        wanted = set(keys)
+        for r in ids:
+            if (r.dedupe_key, r.generation) in wanted:
+                events.append({"finding_id": r.id, "unit_id": r.unit_id, "at": now, "action": "opened",
+                               "detail": {"class": r.finding_class, "due_at": r.due_at.isoformat()}})
+
+
+def _changed(row: Any, fields: dict[str, Any], producer: str) -> bool:
+    """Whether the stored row differs from what the producer sees now (deadline included: the host's
+    level or exposure may have changed)."""
+    return producer not in row.sources or any(getattr(row, k) != v for k, v in fields.items()
+                                              if k not in ("cvss_vector", "mitigate_by", "sla_version"))
+
+
+def _fields(subject: Subject, obs: Observation, row: Any, sla: SlaTable) -> dict[str, Any]:
+    clock = min(row.clock_start, obs.warning_date) if obs.warning_date else row.clock_start
+    due = deadline(sla, obs.finding_class, level=subject.level, internet_facing=subject.internet_facing,
+                   clock_start=clock)
+    return {"title": obs.title[:500], "finding_class": obs.finding_class, "cvss_score": obs.cvss_score,
+            "cvss_vector": obs.cvss_vector, "fix_available": obs.fix_available, "distro_state": obs.distro_state,
+            "fixed_version": obs.fixed_version, "evidence": _clip_evidence(obs.evidence), "clock_start": clock,
+            "due_at": due.due_at, "mitigate_by": due.mitigate_by, "sla_version": due.version}
+
+
+def _update(session, subject, producer, obs, row, now, sla, events, result) -> None:
+    values = _fields(subject, obs, row, sla) | {"last_seen": now, "sources": sorted({*row.sources, producer})}
+    session.execute(update(Finding).where(Finding.id == row.id).values(**values))
+    if row.finding_class != obs.finding_class or values["due_at"] != row.due_at:
+        events.append({"finding_id": row.id, "unit_id": row.unit_id, "at": now, "action": "reclassified",
+                       "detail": {"from": row.finding_class, "to": obs.finding_class,
+                                  "due_at": values["due_at"].isoformat()}})
+        result.reclassified += 1
+    else:
+        result.updated += 1
+
+
+def _reopen(session, subject, producer, obs, row, now, sla, events) -> None:
+    """Back within the reopen window: same row, same first-seen date and clock, so the same deadline."""
+    values = _fields(subject, obs, row, sla) | {
+        "status": "reopened", "last_seen": now, "sources": [producer], "fixed_at": None,
+        "reopened_count": Finding.reopened_count + 1}
+    session.execute(update(Finding).where(Finding.id == row.id).values(**values))
+    events.append({"finding_id": row.id, "unit_id": row.unit_id, "at": now, "action": "reopened",
+                   "detail": {"fixed_at": row.fixed_at.isoformat(), "by": producer}})
+
+
+def _unsee(session, subject, producer, row, now, proof, events, result) -> None:
+    if producer not in row.sources:
+        return  # another producer's finding: not ours to close
+    remaining = [s for s in row.sources if s != producer]
+    if remaining:
+        session.execute(update(Finding).where(Finding.id == row.id).values(sources=remaining))
+        result.updated += 1
+        return
+    evidence = proof(subject, row) | {"by": producer, "at": now.isoformat()}
+    session.execute(update(Finding).where(Finding.id == row.id).values(
+        status="fixed", fixed_at=now, fixed_proof=evidence, sources=[]))
+    events.append({"finding_id": row.id, "unit_id": row.unit_id, "at": now, "action": "fixed", "detail": evidence})
+    result.fixed += 1
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FindingFilter:
+    unit_ids: frozenset[int] | None = None  # a unit and its sub-units, already resolved
+    host_id: int | None = None
+    kind: str | None = None
+    finding_class: str | None = None
+    status: str | None = None  # open (incl. reopened) | fixed | accepted | any stored status
+    overdue: bool | None = None
+    rule: str | None = None
+
+
+def list_(session: Session, *, scope: Scope, filters: FindingFilter, now: datetime, limit: int = 100,
+          before_id: int | None = None) -> list[FindingPublic]:
+    """Findings visible to ``scope``, newest first, keyset-paginated by id."""
+    query = (select(Finding, Unit.code, Host.hostname).join(Unit, Unit.id == Finding.unit_id)
+             .outerjoin(Host, Host.id == Finding.host_id).where(scope.where(Finding.unit_id)))
+    query = _filtered(query, filters, now)
+    if before_id is not None:
+        query = query.where(Finding.id < before_id)
+    coverage = _coverage(session, now)
+    out: list[FindingPublic] = []
+    # "accepted" is computed (an exception lapses with no job to run), so filter it after reading.
+    want = filters.status
+    batch = limit if want not in ("accepted", "open") else max(limit * 4, 200)
+    cursor = before_id
+    while len(out) < limit:
+        page_query = query if cursor is None else query.where(Finding.id < cursor)
+        rows = session.exec(page_query.order_by(Finding.id.desc()).limit(batch)).all()
+        for finding, code, hostname in rows:
+            public = _public(finding, code, hostname, now, coverage)
+            if want == "accepted" and public.status != "accepted":
+                continue
+            if want == "open" and public.status not in ("open", "reopened"):
+                continue
+            out.append(public)
+            if len(out) == limit:
+                break
+        if len(rows) < batch:
+            break
+        cursor = rows[-1][0].id
+    return out
+
+
+def _filtered(query, filters: FindingFilter, now: datetime):
+    if filters.unit_ids is not None:
+        query = query.where(Finding.unit_id.in_(filters.unit_ids))
+    if filters.host_id is not None:
+        query = query.where(Finding.host_id == filters.host_id)
+    if filters.kind:
+        query = query.where(Finding.kind == filters.kind)
+    if filters.finding_class:
+        query = query.where(Finding.finding_class == filters.finding_class)
+    if filters.rule:
+        query = query.where(Finding.rule == filters.rule)
+    if filters.status in ("open", "accepted"):
+        query = query.where(Finding.status.in_(("open", "reopened")))
+    elif filters.status:
+        query = query.where(Finding.status == filters.status)
+    if filters.overdue is True:
+        query = query.where(Finding.status != "fixed", Finding.due_at < now)
+    elif filters.overdue is False:
+        query = query.where(or_(Finding.status == "fixed", Finding.due_at >= now))
+    return query
+
+
+def _coverage(session: Session, now: datetime) -> dict[str, Coverage]:
+    """Exceptions in force: a failed-check finding is accepted by a check exception, others by finding ones."""
+    return {"check": Coverage(session, target_kind="check", at=now),
+            "finding": Coverage(session, target_kind="finding", at=now)}
+
+
+def _public(finding: Finding, unit_code: str, hostname: str | None, now: datetime,
+            coverage: dict[str, Coverage]) -> FindingPublic:
+    status = finding.status
+    exception_id = None
+    if status != "fixed":
+        kind = "check" if finding.kind == "check" else "finding"
+        covering = coverage[kind].covering(target=finding.rule, host_id=finding.host_id, unit_id=finding.unit_id)
+        if covering is not None:
+            status, exception_id = "accepted", covering.id
+    # An accepted finding is not overdue (assurance model: exceptions).
+    overdue = status in ("open", "reopened") and finding.due_at < now
+    data = finding.model_dump() | {"unit": unit_code, "hostname": hostname, "status": status, "overdue": overdue,
+                                   "exception_id": exception_id}
+    return FindingPublic.model_validate(data)
+
+
+def get(session: Session, *, scope: Scope, finding_id: int, now: datetime) -> tuple[FindingPublic, list[FindingEvent]]:
+    row = session.exec(select(Finding, Unit.code, Host.hostname).join(Unit, Unit.id == Finding.unit_id)
+                       .outerjoin(Host, Host.id == Finding.host_id)
+                       .where(Finding.id == finding_id, scope.where(Finding.unit_id))).first()
+    if row is None:
+        raise NotFound(f"no finding {finding_id}")
+    history = session.scalars(select(FindingEvent).where(FindingEvent.finding_id == finding_id)
+                           .order_by(FindingEvent.at, FindingEvent.id)).all()
+    return _public(row[0], row[1], row[2], now, _coverage(session, now)), list(history)
+
+
+def counts(session: Session, *, scope: Scope, filters: FindingFilter, now: datetime) -> dict[str, dict[str, int]]:
+    """Open findings by class, and how many of them are overdue (stored status; exceptions not applied)."""
+    overdue = func.sum(case((Finding.due_at < now, 1), else_=0))
+    base = _filtered(select(Finding.finding_class, func.count(), overdue)
+                     .where(scope.where(Finding.unit_id), Finding.status.in_(("open", "reopened"))),
+                     FindingFilter(unit_ids=filters.unit_ids, host_id=filters.host_id, kind=filters.kind), now)
+    out: dict[str, dict[str, int]] = {}
+    for cls, total, overdue in session.execute(base.group_by(Finding.finding_class)):
+        out[cls] = {"open": int(total), "overdue": int(overdue or 0)}
+    return out
+
+
+def worst_open_class(session: Session, *, identities: Iterable[str]) -> dict[str, list[str]]:
+    """Open finding classes per subject identity (the scan scheduler picks rescan intervals from them)."""
+    ids = list(identities)
+    out: dict[str, list[str]] = {}
+    for i in range(0, len(ids), CHUNK):
+        rows = session.execute(select(Finding.identity, Finding.finding_class).distinct().where(
+            Finding.identity.in_(ids[i:i + CHUNK]), Finding.status.in_(("open", "reopened"))))
+        for identity, cls in rows:
+            out.setdefault(identity, []).append(cls)
+    return out
+
+
+def open_rules(session: Session, *, identity: str, kind: str) -> set[tuple[str, str]]:
+    """(rule, location) of the open findings of one kind on one subject — for tests and reports."""
+    rows = session.execute(select(Finding.rule, Finding.location).where(
+        and_(Finding.identity == identity, Finding.kind == kind, Finding.status.in_(("open", "reopened")))))
+    return {(r, loc) for r, loc in rows}

@@ -1,0 +1,1 @@
+"""Vulnerability feeds (imported offline) and matching them against host inventories."""
