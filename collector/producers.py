@@ -99,7 +99,12 @@ def after_inventory(session: Session, *, host: Host, changed: set[str], now: dat
     """Re-match a host whose packages or release changed; re-judge its listening ports."""
     if changed & {"packages", "os"}:
         session.flush()
-        if matching.load_index(session).by_package:
+        # Inline only with the feed index already in memory (~60 ms a host); building it takes
+        # seconds, which must not happen inside an agent's ingest transaction.
+        index = matching.current_index(session)
+        if index is None:
+            matching.request_match(session, host.id)
+        elif index.by_package:
             matching.match(session, now=now, host_ids=[host.id])
     if "listening_ports" in changed:
         from_listening_ports(session, host=host, now=now)

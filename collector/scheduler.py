@@ -40,6 +40,9 @@ class Jobs:
                                id="nightly-match", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.scan_tick, "interval", seconds=self.settings.scan_tick_s, id="scan-tick",
                                max_instances=1, coalesce=True)
+        # Builds the feed index at start (and after imports), then matches hosts ingest deferred.
+        self.scheduler.add_job(self.match_requested, "interval", seconds=self.settings.match_tick_s,
+                               id="match-requested", max_instances=1, coalesce=True, next_run_time=utcnow())
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -51,6 +54,16 @@ class Jobs:
         with self.db.transaction() as session:
             report = matching.match(session, now=utcnow())
         log.info("nightly match: %s", report.as_dict())
+
+    def match_requested(self) -> None:
+        """Keep the feed index warm; match the hosts whose inventories changed while it was not."""
+        with self.db.session() as session:
+            matching.load_index(session)
+            hosts = matching.take_requests(session)
+        if hosts:
+            with self.db.transaction() as session:
+                report = matching.match(session, now=utcnow(), host_ids=hosts)
+            log.info("matched %d hosts after inventory changes: %s", len(hosts), report.findings)
 
     def scan_tick(self) -> None:
         """Start a scan for every unit inside its window with addresses due and no scan running."""

@@ -33,6 +33,7 @@ class Settings:
     # Background jobs (APScheduler): nightly feed matching and scheduled network scans.
     scheduler: bool = True
     match_hour: int = 2  # local time (Asia/Ho_Chi_Minh) of the nightly re-match
+    match_tick_s: int = 30  # how often hosts whose packages changed before the feed index was ready are matched
     scan_concurrency: int = 2  # at most this many scans run at once
     scan_tick_s: int = 60  # how often the scheduler looks for units with addresses due
     scan_max_addresses: int = 65_536  # a single scan refuses more addresses than this
@@ -84,6 +85,7 @@ def load_settings(
         demo=demo,
         scheduler=os.environ.get("KHIEN_SCHEDULER", "1") != "0",
         scan_concurrency=int(_env_number("KHIEN_SCAN_CONCURRENCY", 2)),
+        match_tick_s=int(_env_number("KHIEN_MATCH_TICK_S", 30)),
         scan_max_addresses=int(_env_number("KHIEN_SCAN_MAX_ADDRESSES", 65_536)),
     )
 

@@ -50,7 +50,9 @@ class Finding(SQLModel, table=True):
     distro_state: str | None = Field(default=None, max_length=24)  # fixed | no-dsa | postponed | open ...
     fixed_version: str | None = Field(default=None, max_length=255)
     status: str = Field(default="open", max_length=16)
-    sources: list[str] = Field(default_factory=list, sa_column=Column(JSONData, nullable=False))
+    # Producers that see it now, comma-separated ("agent,scan"): a plain string because the nightly
+    # re-match reads it for every finding, and decoding a million JSON lists costs seconds.
+    sources: str = Field(default="", max_length=64)
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONData, nullable=False))
     first_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     last_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -61,10 +63,12 @@ class Finding(SQLModel, table=True):
     fixed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     fixed_proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
     reopened_count: int = 0
+    obs_hash: str = Field(default="", max_length=32)  # what the producer last reported (collector.findings.service)
 
 
 class FindingEvent(SQLModel, table=True):
-    """Append-only history: opened, reclassified, fixed (with what proved it), reopened."""
+    """Append-only history of what changed after a finding opened: reclassified, fixed (with what proved
+    it), reopened. The opening is the finding row itself (first_seen, clock_start, due_at)."""
 
     __tablename__ = "finding_events"
     __table_args__ = (Index("ix_finding_events_finding", "finding_id", "at"),)
@@ -73,7 +77,7 @@ class FindingEvent(SQLModel, table=True):
     finding_id: int = Field(sa_column=Column(BigIntPK, nullable=False))
     unit_id: int = Field(foreign_key="units.id", index=True)
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    action: str = Field(max_length=16)  # opened | reclassified | fixed | reopened
+    action: str = Field(max_length=16)  # reclassified | fixed | reopened (opening is the finding row itself)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONData, nullable=False))
 
 

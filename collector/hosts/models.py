@@ -62,7 +62,10 @@ class InventoryRow(SQLModel, table=True):
     __tablename__ = "inventory_rows"
     __table_args__ = (
         Index("ix_inventory_current", "host_id", "section", "valid_to"),
-        Index("ix_inventory_name", "section", "name"),
+        # Covering index for vulnerability matching: the distinct installed versions and the hosts
+        # that have a given (name, version) are read from the index alone, never from the rows' JSON.
+        Index("ix_inventory_packages", "section", "valid_to", "name", "version", "source", "source_version",
+              "host_id"),
         Index("ix_inventory_unit", "unit_id", "section"),
     )
 

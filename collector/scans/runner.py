@@ -27,7 +27,7 @@ from collector.scans.nmap import HostResult, ScanError, ScanInterrupted, ScanOut
 from collector.scans.targets import TargetError, check_size, check_within, expand_chunks, parse_targets
 from collector.types import utcnow
 from collector.units import service as units
-from rules.scans.assess import ScannedHost, ScannedPort, assess_host, load_exposure, reconcile_ports
+from rules.scans.assess import ScannedHost, ScannedPort, assess_host, default_exposure, reconcile_ports
 
 PRODUCER = "scan"
 DEFAULT_MAX_ADDRESSES = 65_536
@@ -82,7 +82,7 @@ def run(db: Database, *, unit_code: str, targets: list[str] | None = None, profi
         session.add(run_row)
         session.flush()
         run_id = run_row.id
-    risky = load_exposure()
+    risky = default_exposure()
     status, error, nmap_seconds, hosts_up, command = "completed", None, 0.0, 0, ""
     totals: dict[str, int] = {}
     for i, chunk in enumerate(chunks):

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column as SAColumn
-from sqlalchemy import MetaData, String, Table, and_, insert, or_, select
+from sqlalchemy import MetaData, String, Table, bindparam, insert, or_, select, text
 from sqlmodel import Session
 
 from collector.findings import service as findings
@@ -101,6 +102,8 @@ class FeedIndex:
 
 
 def _judge(entries: Iterable[Entry], version: str, ecosystem: str) -> tuple[list[Verdict], int]:
+    if not entries:
+        return [], 0
     by_rule: dict[str, Verdict] = {}
     quiet = 0
     installed = version_key(ecosystem, version)
@@ -132,24 +135,52 @@ def _judge(entries: Iterable[Entry], version: str, ecosystem: str) -> tuple[list
 
 
 _cache_lock = threading.Lock()
-_cached: FeedIndex | None = None
+# One index per database (a process normally has one; the tests have many), with the feed
+# generation it was built from.
+_cached: dict[str, FeedIndex] = {}
+
+
+def _database_key(session: Session) -> str:
+    return session.get_bind().url.render_as_string(hide_password=True)
 
 
 def load_index(session: Session) -> FeedIndex:
     """The current feeds as an index; rebuilt only when an import changed them (any process)."""
-    global _cached
-    gen = feeds.generation(session)
+    gen, key = feeds.generation(session), _database_key(session)
     with _cache_lock:
-        if _cached is not None and _cached.generation == gen:
-            return _cached
-        index = _build_index(session, gen)
-        _cached = index
+        cached = _cached.get(key)
+        if cached is not None and cached.generation == gen:
+            return cached
+        index = _cached[key] = _build_index(session, gen)
         return index
 
 
+def current_index(session: Session) -> FeedIndex | None:
+    """The cached index if it matches the stored feeds, else None (never builds: that takes seconds)."""
+    with _cache_lock:
+        cached = _cached.get(_database_key(session))
+    return cached if cached is not None and cached.generation == feeds.generation(session) else None
+
+
+# Hosts whose packages changed while the index was not ready: matched by the background job
+# (collector.scheduler), or by the nightly run if the process stops first.
+_requested: dict[str, set[int]] = {}
+
+
+def request_match(session: Session, host_id: int) -> None:
+    with _cache_lock:
+        _requested.setdefault(_database_key(session), set()).add(host_id)
+
+
+def take_requests(session: Session) -> list[int]:
+    with _cache_lock:
+        return sorted(_requested.pop(_database_key(session), ()))
+
+
 def _build_index(session: Session, gen: tuple[int, int]) -> FeedIndex:
+    conn = session.connection()  # Core rows: no ORM loading cost on ~10^5-10^6 rows
     by_package: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    rows = session.execute(select(VulnAffected.vuln_id, VulnAffected.cves, VulnAffected.distro, VulnAffected.ecosystem,
+    rows = conn.execute(select(VulnAffected.vuln_id, VulnAffected.cves, VulnAffected.distro, VulnAffected.ecosystem,
                                   VulnAffected.package, VulnAffected.introduced, VulnAffected.fixed,
                                   VulnAffected.last_affected, VulnAffected.status, VulnAffected.urgency,
                                   VulnAffected.versions))
@@ -158,7 +189,7 @@ def _build_index(session: Session, gen: tuple[int, int]) -> FeedIndex:
             r.vuln_id, tuple(r.cves), r.ecosystem, r.introduced, r.fixed, r.last_affected, r.status, r.urgency,
             tuple(r.versions or ())))
     info: dict[str, Info] = {}
-    for r in session.execute(select(VulnRecord.vuln_id, VulnRecord.aliases, VulnRecord.summary, VulnRecord.cvss_score,
+    for r in conn.execute(select(VulnRecord.vuln_id, VulnRecord.aliases, VulnRecord.summary, VulnRecord.cvss_score,
                                     VulnRecord.cvss_vector, VulnRecord.severity)):
         item = Info(r.summary or "", r.cvss_score, r.cvss_vector, r.severity)
         for ident in (r.vuln_id, *(r.aliases or ())):
@@ -166,9 +197,9 @@ def _build_index(session: Session, gen: tuple[int, int]) -> FeedIndex:
             # The best-scored description of a CVE wins, whichever feed (tracker or OSV) carried it.
             if old is None or (item.cvss_score or -1) > (old.cvss_score or -1):
                 info[ident] = item
-    kev = {r.cve: r.date_added for r in session.execute(select(KnownExploitedRow.cve, KnownExploitedRow.date_added))}
+    kev = {r.cve: r.date_added for r in conn.execute(select(KnownExploitedRow.cve, KnownExploitedRow.date_added))}
     warnings: dict[str, tuple[date, bool, str, str]] = {}
-    for r in session.execute(select(OfficialWarningRow.cve, OfficialWarningRow.date, OfficialWarningRow.exploited,
+    for r in conn.execute(select(OfficialWarningRow.cve, OfficialWarningRow.date, OfficialWarningRow.exploited,
                                     OfficialWarningRow.title, OfficialWarningRow.source)):
         old = warnings.get(r.cve)
         if old is None or (r.exploited, -r.date.toordinal()) > (old[1], -old[0].toordinal()):
@@ -214,7 +245,7 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
     wanted = None if host_ids is None else sorted(set(host_ids))
     if wanted is not None:
         hosts_q = hosts_q.where(Host.id.in_(wanted))
-    hosts = {h.id: h for h in session.execute(hosts_q)}
+    hosts = {h.id: h for h in session.connection().execute(hosts_q)}
     report.hosts = len(hosts)
     say(f"matching {len(hosts)} hosts against {sum(len(v) for v in index.by_package.values())} affected entries")
     if wanted is not None and len(wanted) <= DIRECT_HOSTS:
@@ -232,6 +263,9 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
         eco = _ecosystem(p.distro)
         name, version = _match_name(p, eco)
         grouped[(p.host_id, name, version)].append(p)
+    # Hosts on the same release with the same build share their observations (and, in reconcile,
+    # their digests): the per-finding work is done once per distinct installed version.
+    same: dict[tuple, Observation] = {}
     for (host_id, name, version), binaries in grouped.items():
         distro = binaries[0].distro
         eco = _ecosystem(distro)
@@ -244,9 +278,14 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
             report.not_affected += quiet
         if verdicts:
             report.vulnerable_packages += 1
+        shape = tuple(sorted((b.name, b.version) for b in binaries))
         for v in verdicts:
             report.no_fix += v.state != "fixed"
-            observed[subjects[host_id]].append(_observation(index, v, distro, name, version, binaries))
+            key = (distro, name, version, v, shape)
+            obs = same.get(key)
+            if obs is None:
+                obs = same[key] = _observation(index, v, distro, name, version, binaries)
+            observed[subjects[host_id]].append(obs)
     say(f"reconciling findings of {len(observed)} hosts")
     result = findings.reconcile(session, kind=KIND, producer=PRODUCER, observed=observed, now=now,
                                 proof=lambda subject, row: _proof(session, subject, row))
@@ -255,6 +294,7 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
     return report
 
 
+@lru_cache(maxsize=256)
 def _ecosystem(distro: str) -> str:
     return ECOSYSTEM_OF_FAMILY.get(distro.split(":", 1)[0], "deb")
 
@@ -275,32 +315,39 @@ def _current_packages():
 
 
 def _direct_rows(session: Session, host_ids: list[int]) -> list[_Pkg]:
-    return [_Pkg(*r) for r in session.execute(_current_packages().where(InventoryRow.host_id.in_(host_ids)))]
+    query = _current_packages().where(InventoryRow.host_id.in_(host_ids))
+    return [_Pkg(*r) for r in session.connection().execute(query).all()]
 
 
 def _vulnerable_rows(session: Session, index: FeedIndex, report: MatchReport, host_ids: list[int] | None,
                      say: Callable[[str], None]) -> list[_Pkg]:
     """Judge each distinct installed version once; return only the rows of vulnerable ones."""
-    distinct = (select(Host.distro, InventoryRow.name, InventoryRow.version, InventoryRow.source,
-                       InventoryRow.source_version).distinct().join(Host, Host.id == InventoryRow.host_id)
-                .where(InventoryRow.section == "packages", InventoryRow.valid_to.is_(None), Host.distro.is_not(None)))
+    # Without the hosts join, the distinct versions come from the covering index alone; each is then
+    # judged for every release present (a cheap dictionary miss for most).
+    distinct = (select(InventoryRow.name, InventoryRow.version, InventoryRow.source, InventoryRow.source_version)
+                .distinct().where(InventoryRow.section == "packages", InventoryRow.valid_to.is_(None)))
     if host_ids is not None:
         distinct = distinct.where(InventoryRow.host_id.in_(host_ids))
+    present = select(Host.distro).distinct().where(Host.distro.is_not(None))
+    distros = sorted({d for (d,) in session.connection().execute(present)})
     vulnerable: set[tuple[str, str, str]] = set()
     judged: set[tuple[str, str, str, str]] = set()
-    for distro, name, version, source, source_version in session.execute(distinct):
-        eco = _ecosystem(distro)
-        pname, pversion = _match_name(_Pkg(0, distro, name, version, source, source_version), eco)
-        try:
-            verdicts, quiet = index.judge(distro, pname, pversion, eco)
-        except InvalidVersion:
-            report.invalid_versions += 1
-            continue
-        if (distro, pname, pversion, eco) not in judged:
-            judged.add((distro, pname, pversion, eco))
-            report.not_affected += quiet
-        if verdicts:
-            vulnerable.add((distro, name, version))
+    for name, version, source, source_version in session.connection().execute(distinct).all():
+        for distro in distros:
+            eco = _ecosystem(distro)
+            pname, pversion = _match_name(_Pkg(0, distro, name, version, source, source_version), eco)
+            if (distro, pname) not in index.by_package:
+                continue
+            try:
+                verdicts, quiet = index.judge(distro, pname, pversion, eco)
+            except InvalidVersion:
+                report.invalid_versions += 1
+                continue
+            if (distro, pname, pversion, eco) not in judged:
+                judged.add((distro, pname, pversion, eco))
+                report.not_affected += quiet
+            if verdicts:
+                vulnerable.add((distro, name, version))
     report.package_versions = len(judged)
     say(f"{len(judged)} distinct package versions judged, {len(vulnerable)} vulnerable")
     if not vulnerable:
@@ -314,11 +361,18 @@ def _vulnerable_rows(session: Session, index: FeedIndex, report: MatchReport, ho
         rows = [{"distro": d, "name": n, "version": v} for d, n, v in vulnerable]
         for i in range(0, len(rows), 5000):
             conn.execute(insert(temp), rows[i:i + 5000])
-        query = _current_packages().join(temp, and_(temp.c.distro == Host.distro, temp.c.name == InventoryRow.name,
-                                                    temp.c.version == InventoryRow.version))
+        # CROSS JOIN fixes SQLite's join order: the few vulnerable versions drive lookups in the
+        # covering package index (without it SQLite walks every package row); PostgreSQL reorders
+        # CROSS JOINs freely and plans this as a hash join.
+        sql = ("SELECT r.host_id, h.distro, r.name, r.version, r.source, r.source_version "
+               "FROM khien_match_vulnerable t CROSS JOIN inventory_rows r CROSS JOIN hosts h "
+               "WHERE r.section = 'packages' AND r.valid_to IS NULL AND r.name = t.name AND r.version = t.version "
+               "AND h.id = r.host_id AND h.distro = t.distro")
+        query = text(sql)
         if host_ids is not None:
-            query = query.where(InventoryRow.host_id.in_(host_ids))
-        return [_Pkg(*r) for r in conn.execute(query)]
+            query = text(sql + " AND r.host_id IN :ids").bindparams(bindparam("ids", expanding=True))
+        params = {"ids": host_ids} if host_ids is not None else {}
+        return [_Pkg(*r) for r in conn.execute(query, params).all()]
     finally:
         temp.drop(conn)
 
@@ -368,7 +422,7 @@ def _classify(info: Info | None, warning: tuple[date, bool, str, str] | None, ke
 
 def _proof(session: Session, subject: Subject, row: Any) -> dict[str, Any]:
     """What shows a vulnerability finding fixed: the package's versions installed now, or its removal."""
-    installed = session.execute(
+    installed = session.connection().execute(
         select(InventoryRow.name, InventoryRow.version, InventoryRow.valid_from).where(
             InventoryRow.host_id == subject.host_id, InventoryRow.section == "packages",
             InventoryRow.valid_to.is_(None),

@@ -106,7 +106,7 @@ def test_vulnerable_package_finding_deadline_fix_and_reopen(client, db, enrolled
     assert fixed["finding"]["status"] == "fixed"
     proof = fixed["finding"]["fixed_proof"]
     assert proof["proof"] == "fixed version installed" and proof["installed"][0]["version"] == "3.0.11-1~deb12u10"
-    assert [e["action"] for e in fixed["history"]] == ["opened", "fixed"]
+    assert [e["action"] for e in fixed["history"]] == ["fixed"]
 
     # Downgraded again (a restore from an old image): reopened, same first-seen date and deadline.
     send(client, enrolled, [h.inventory({"os": [OS], "packages": [pkg("libssl3", "3.0.11-1~deb12u2", "openssl"),
@@ -257,3 +257,51 @@ def test_a_reclassified_host_gets_the_deadline_of_its_new_column(db):
                                proof=lambda *_: {})
         [row] = vuln_findings(db)
         assert row.due_at - row.first_seen == expected, (level, facing)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "rules" / "fixtures" / "feeds"
+
+
+def test_rpm_hosts_match_rocky_advisories_with_epochs(client, db, enrolled, admin):
+    rocky = {"platform": "linux", "id": "rocky", "version_id": "9.3", "name": "Rocky Linux"}
+    rpm = {"arch": "x86_64", "source": "openssl", "manager": "rpm"}
+    send(client, enrolled, [h.inventory({"os": [rocky], "packages": [
+        {"name": "openssl-libs", "version": "1:3.0.7-25.el9_3", "source_version": "3.0.7-25.el9_3"} | rpm,
+        {"name": "openssl", "version": "1:3.0.7-27.el9", "source_version": "3.0.7-27.el9"} | rpm]})])
+    report = import_and_match(db, FIXTURES / "osv" / "rpm" / "RLSA-2024-2447.json")
+    assert report.hosts == 1
+    items = admin("/api/v1/findings", kind="vulnerability")["items"]
+    # Only openssl-libs is older than the fixed 1:3.0.7-27.el9 (rpm EVR order, epoch included);
+    # one finding per CVE the advisory lists.
+    assert {(i["location"], i["rule"]) for i in items} == {
+        ("openssl-libs", cve) for cve in ("CVE-2023-3817", "CVE-2023-5363", "CVE-2023-5678", "CVE-2024-2511")}
+    assert all(i["fixed_version"] == "1:3.0.7-27.el9" and i["evidence"]["records"] == ["RLSA-2024:2447"]
+               for i in items)
+
+
+def test_the_same_cve_from_osv_and_the_tracker_is_one_finding(client, db, enrolled, admin, tmp_path):
+    send(client, enrolled, [h.inventory({"os": [OS], "packages": [pkg("libssl3", "3.0.14-1~deb12u2", "openssl")]})])
+    import_and_match(db, FIXTURES / "osv" / "debian" / "DSA-5764-1.json")
+    import_and_match(db, tracker(tmp_path, {"openssl": {
+        "CVE-2024-5535": ("resolved", "3.0.15-1~deb12u1", "low", None)}}))
+    items = admin("/api/v1/findings", kind="vulnerability")["items"]
+    assert sorted(i["rule"] for i in items) == ["CVE-2024-5535", "CVE-2024-6119"]
+    both = next(i for i in items if i["rule"] == "CVE-2024-5535")
+    assert sorted(both["evidence"]["records"]) == ["CVE-2024-5535", "DSA-5764-1"]
+
+
+def test_ingest_defers_matching_until_the_index_is_warm_then_the_job_matches(client, db, enrolled, admin, settings,
+                                                                             tmp_path):
+    from collector.scheduler import Jobs
+
+    path = tracker(tmp_path, {"openssl": {"CVE-2024-5535": ("resolved", "3.0.11-1~deb12u3", "high", None)}})
+    with db.transaction() as s:  # imported by another process: this one has no index for it yet
+        feeds.import_feed(s, parsed=parse_feed(path), sha256="x" * 64, filename=path.name, now=utcnow())
+    send(client, enrolled, [h.inventory({"os": [OS], "packages": [pkg("openssl", "3.0.11-1~deb12u2")]})])
+    assert vuln_findings(db) == []  # not matched inside the ingest transaction (index build takes seconds)
+    jobs = Jobs(db, settings)
+    jobs.match_requested()
+    [finding] = vuln_findings(db)
+    assert finding.rule == "CVE-2024-5535" and finding.status == "open"
+    jobs.nightly_match()  # the nightly run: nothing changes
+    assert [(f.id, f.status) for f in vuln_findings(db)] == [(finding.id, "open")]

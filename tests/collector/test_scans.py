@@ -89,7 +89,7 @@ def test_scan_finds_risky_service_unmanaged_host_and_closes_when_fixed(db):
     assert http.port in {p for p, _ in open_ports} and db_port in {p for p, _ in open_ports}
     found = {(f.kind, f.rule, f.location): f for f in findings_of(db)}
     exposed_db = found[("exposure", f"exposed-service:{db_service}", f"tcp/{db_port}@127.0.0.1")]
-    assert exposed_db.finding_class == "critical_misconfig" and exposed_db.sources == ["scan"]
+    assert exposed_db.finding_class == "critical_misconfig" and exposed_db.sources == "scan"
     unmanaged = found[("unmanaged", "unmanaged-host", "")]
     assert unmanaged.address == "127.0.0.1" and unmanaged.identity.startswith("addr:")
 

@@ -58,7 +58,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
     db.dispose()
     port = free_port()
     # httpx (unlike browsers on localhost) will not return Secure cookies over plain http.
-    env = os.environ | {"KHIEN_AGENT_HEARTBEAT_S": "10", "KHIEN_INSECURE_COOKIES": "1"}
+    env = os.environ | {"KHIEN_AGENT_HEARTBEAT_S": "10", "KHIEN_INSECURE_COOKIES": "1", "KHIEN_MATCH_TICK_S": "1"}
     srv = Server(url=f"http://127.0.0.1:{port}", db_url=db_url, data_dir=tmp_path / "server", port=port,
                  env=env, log=tmp_path / "server.log")
     srv.start()
