@@ -51,8 +51,7 @@ class Jobs:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def nightly_match(self) -> None:
-        with self.db.transaction() as session:
-            report = matching.match(session, now=utcnow())
+        report = matching.match_all(self.db, now=utcnow())
         log.info("nightly match: %s", report.as_dict())
 
     def match_requested(self) -> None:

@@ -137,7 +137,26 @@ def cmd_rules_lint(args: argparse.Namespace) -> int:
     from rules.checks import checks_lint_report
     from rules.detect import lint_report
 
-    return _reports(args, lint_report, checks_lint_report)
+    return _reports(args, lint_report, checks_lint_report, _findings_data_report)
+
+
+def _findings_data_report() -> tuple[int, str]:
+    """The SLA table and the scan exposure table: validated like the rules (errors name the file)."""
+    from rules.scans.assess import ExposureDataError, load_exposure
+    from rules.sla import SlaDataError, load_sla
+
+    errors: list[str] = []
+    try:
+        sla = load_sla()
+    except SlaDataError as exc:
+        errors.append(str(exc))
+    try:
+        services = load_exposure()
+    except ExposureDataError as exc:
+        errors.append(str(exc))
+    if errors:
+        return 1, "\n".join(errors)
+    return 0, f"SLA table {sla.version} OK ({len(sla.cells)} deadlines); {len(services)} risky services OK"
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:
@@ -168,11 +187,11 @@ def _detection_paths(args: argparse.Namespace) -> list[Path] | None:
     return [DEFAULT_RULES_DIR, local] if local.is_dir() else None
 
 
-def _reports(args: argparse.Namespace, detections: Callable, checks: Callable) -> int:
-    """Detection rules (or the --path files), then, unless --path narrows it, checks and policies."""
+def _reports(args: argparse.Namespace, detections: Callable, *others: Callable) -> int:
+    """Detection rules (or the --path files), then, unless --path narrows it, checks, policies and the rest."""
     runs = [detections(_detection_paths(args))]
     if not args.path:
-        runs.append(checks())
+        runs.extend(other() for other in others)
     worst = max(code for code, _ in runs)
     for code, text in runs:
         print(text, file=sys.stdout if code == 0 else sys.stderr)

@@ -81,8 +81,7 @@ def cmd_feeds_import(args: argparse.Namespace) -> int:
               f"{f.records} records, sha256 {f.sha256[:16]}…{extra}" + (f"; skipped: {skipped}" if skipped else ""))
         changed |= outcome.status != "unchanged"
     if changed and not args.no_match:
-        with db.transaction() as session:
-            report = matching.match(session, now=utcnow(), on_progress=lambda m: print(m, file=sys.stderr))
+        report = matching.match_all(db, now=utcnow(), on_progress=lambda m: print(m, file=sys.stderr))
         _print_match(report)
     return 0
 
@@ -103,9 +102,13 @@ def cmd_findings_match(args: argparse.Namespace) -> None:
     from collector.types import utcnow
     from collector.vulns import matching
 
-    with database(args).transaction() as session:
-        report = matching.match(session, now=utcnow(), host_ids=args.host or None,
-                                on_progress=lambda m: print(m, file=sys.stderr))
+    db = database(args)
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.host:
+        with db.transaction() as session:
+            report = matching.match(session, now=utcnow(), host_ids=args.host, on_progress=say)
+    else:
+        report = matching.match_all(db, now=utcnow(), on_progress=say)
     _print_match(report)
 
 

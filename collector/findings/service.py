@@ -181,6 +181,7 @@ def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subj
     for i in range(0, len(seen_ids), CHUNK):
         ids = seen_ids[i:i + CHUNK]
         session.connection().execute(update(FINDINGS).where(FINDINGS.c.id.in_(ids)).values(last_seen=now))
+    new_rows.sort(key=lambda r: r["dedupe_key"])  # in index order: B-tree inserts stay local
     for i in range(0, len(new_rows), CHUNK * 4):
         session.connection().execute(insert(FINDINGS), new_rows[i:i + CHUNK * 4])
     if events:

@@ -24,6 +24,7 @@ from sqlalchemy import Column as SAColumn
 from sqlalchemy import MetaData, String, Table, bindparam, insert, or_, select, text
 from sqlmodel import Session
 
+from collector.db import Database
 from collector.findings import service as findings
 from collector.findings.service import Observation, Subject
 from collector.hosts.models import Host, InventoryRow
@@ -50,6 +51,7 @@ VENDOR_SEVERITY = {  # tracker urgency, Ubuntu priority, Red Hat severity -> cla
 DEFAULT_CLASS = "P3"
 MAX_BINARIES = 20
 DIRECT_HOSTS = 200  # up to this many hosts, read their packages directly instead of the distinct pass
+BATCH_HOSTS = 1000  # hosts reconciled per committed transaction in a full run
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class FeedIndex:
     info: dict[str, Info]
     kev: dict[str, date]
     warnings: dict[str, tuple[date, bool, str, str]]  # cve -> (date, exploited, title, source)
+    entries: int = 0
     _verdicts: dict[tuple[str, str, str, str], tuple[list[Verdict], int]] = field(default_factory=dict)
 
     def judge(self, distro: str, package: str, version: str, ecosystem: str) -> tuple[list[Verdict], int]:
@@ -204,7 +207,7 @@ def _build_index(session: Session, gen: tuple[int, int]) -> FeedIndex:
         old = warnings.get(r.cve)
         if old is None or (r.exploited, -r.date.toordinal()) > (old[1], -old[0].toordinal()):
             warnings[r.cve] = (r.date, r.exploited, r.title, r.source)
-    return FeedIndex(gen, dict(by_package), info, kev, warnings)
+    return FeedIndex(gen, dict(by_package), info, kev, warnings, sum(len(v) for v in by_package.values()))
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -236,9 +239,48 @@ class _Pkg:
 
 def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = None,
           on_progress: Callable[[str], None] | None = None) -> MatchReport:
-    """Match all hosts (``host_ids`` None) or these hosts, and reconcile their vulnerability findings."""
+    """Match all hosts (``host_ids`` None) or these hosts, and reconcile their findings, in this transaction."""
     started = time.perf_counter()
     report = MatchReport()
+    observed = _observe(session, report, host_ids=host_ids, on_progress=on_progress)
+    result = findings.reconcile(session, kind=KIND, producer=PRODUCER, observed=observed, now=now,
+                                proof=lambda subject, row: _proof(session, subject, row))
+    report.findings = result.as_dict()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def match_all(db: Database, *, now: datetime, on_progress: Callable[[str], None] | None = None,
+              batch_hosts: int = BATCH_HOSTS) -> MatchReport:
+    """Every host, its findings reconciled and committed ``batch_hosts`` hosts at a time.
+
+    The judging reads outside any write transaction, and each batch commits on its own: on SQLite a
+    single transaction would hold the one writer lock (and with it agents' ingest) for the whole
+    run — about a minute for 10,000 hosts. Each host's list is complete, so batches by host give
+    the same findings as one run.
+    """
+    started = time.perf_counter()
+    report = MatchReport()
+    say = on_progress or (lambda _msg: None)
+    with db.session() as session:
+        observed = list(_observe(session, report, host_ids=None, on_progress=on_progress).items())
+    totals: dict[str, int] = {}
+    for i in range(0, len(observed), batch_hosts):
+        batch = dict(observed[i:i + batch_hosts])
+        with db.transaction() as session:
+            result = findings.reconcile(session, kind=KIND, producer=PRODUCER, observed=batch, now=now,
+                                        proof=lambda subject, row, s=session: _proof(s, subject, row))
+        for k, v in result.as_dict().items():
+            totals[k] = totals.get(k, 0) + v
+        say(f"reconciled {min(i + batch_hosts, len(observed))}/{len(observed)} hosts")
+    report.findings = totals
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _observe(session: Session, report: MatchReport, *, host_ids: Iterable[int] | None,
+             on_progress: Callable[[str], None] | None) -> dict[Subject, list[Observation]]:
+    """What the feeds say about each host's installed packages (every host with a release key listed)."""
     say = on_progress or (lambda _msg: None)
     index = load_index(session)
     hosts_q = select(Host.id, Host.unit_id, Host.security_level, Host.internet_facing, Host.distro)
@@ -247,11 +289,10 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
         hosts_q = hosts_q.where(Host.id.in_(wanted))
     hosts = {h.id: h for h in session.connection().execute(hosts_q)}
     report.hosts = len(hosts)
-    say(f"matching {len(hosts)} hosts against {sum(len(v) for v in index.by_package.values())} affected entries")
-    if wanted is not None and len(wanted) <= DIRECT_HOSTS:
-        pkgs = _direct_rows(session, wanted)
-    else:
-        pkgs = _vulnerable_rows(session, index, report, wanted, say)
+    if on_progress is not None:
+        say(f"matching {len(hosts)} hosts against {index.entries} affected entries")
+    direct = wanted is not None and len(wanted) <= DIRECT_HOSTS
+    pkgs = _direct_rows(session, wanted) if direct else _vulnerable_rows(session, index, report, wanted, say)
     observed: dict[Subject, list[Observation]] = {
         Subject(identity=f"host:{h.id}", unit_id=h.unit_id, host_id=h.id, level=h.security_level,
                 internet_facing=h.internet_facing): [] for h in hosts.values() if h.distro}
@@ -274,7 +315,7 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
         except InvalidVersion:
             report.invalid_versions += 1
             continue
-        if wanted is not None and len(wanted) <= DIRECT_HOSTS:
+        if direct:
             report.not_affected += quiet
         if verdicts:
             report.vulnerable_packages += 1
@@ -287,11 +328,7 @@ def match(session: Session, *, now: datetime, host_ids: Iterable[int] | None = N
                 obs = same[key] = _observation(index, v, distro, name, version, binaries)
             observed[subjects[host_id]].append(obs)
     say(f"reconciling findings of {len(observed)} hosts")
-    result = findings.reconcile(session, kind=KIND, producer=PRODUCER, observed=observed, now=now,
-                                proof=lambda subject, row: _proof(session, subject, row))
-    report.findings = result.as_dict()
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+    return observed
 
 
 @lru_cache(maxsize=256)

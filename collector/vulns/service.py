@@ -69,6 +69,9 @@ def cves_of(vuln: Vulnerability) -> list[str]:
 
 def _store_records(session: Session, feed_id: int, parsed: ParsedFeed,
                    on_progress: Callable[[int, int], None] | None) -> None:
+    # Core executemany: the ORM's bulk insert splits batches wherever a different set of fields is
+    # None, which on PostgreSQL meant a round trip every few rows.
+    conn = session.connection()
     total = _count(parsed)
     done = 0
     records: list[dict[str, Any]] = []
@@ -77,13 +80,13 @@ def _store_records(session: Session, feed_id: int, parsed: ParsedFeed,
     def flush(force: bool = False) -> None:
         nonlocal done
         if records and (force or len(records) >= CHUNK):
-            session.execute(insert(VulnRecord), records)
+            conn.execute(insert(VulnRecord.__table__), records)
             done += len(records)
             records.clear()
             if on_progress:
                 on_progress(done, total)
         if affected and (force or len(affected) >= CHUNK * 4):
-            session.execute(insert(VulnAffected), affected)
+            conn.execute(insert(VulnAffected.__table__), affected)
             affected.clear()
 
     for vuln in parsed.vulnerabilities:
@@ -104,7 +107,7 @@ def _store_records(session: Session, feed_id: int, parsed: ParsedFeed,
         flush()
     flush(force=True)
     if parsed.known_exploited:
-        session.execute(insert(KnownExploitedRow), [
+        conn.execute(insert(KnownExploitedRow.__table__), [
             {"feed_id": feed_id, "cve": k.cve, "vendor": k.vendor[:255], "product": k.product[:255],
              "name": k.name[:500], "date_added": k.date_added, "due_date": k.due_date, "ransomware": k.ransomware}
             for k in parsed.known_exploited])
@@ -112,7 +115,7 @@ def _store_records(session: Session, feed_id: int, parsed: ParsedFeed,
              "date": w.date, "exploited": w.exploited, "url": (w.url or None) and w.url[:1000]}
             for w in parsed.warnings for cve in w.cves]
     for i in range(0, len(rows), CHUNK):
-        session.execute(insert(OfficialWarningRow), rows[i:i + CHUNK])
+        conn.execute(insert(OfficialWarningRow.__table__), rows[i:i + CHUNK])
     if on_progress:
         on_progress(total, total)
 

@@ -305,3 +305,21 @@ def test_ingest_defers_matching_until_the_index_is_warm_then_the_job_matches(cli
     assert finding.rule == "CVE-2024-5535" and finding.status == "open"
     jobs.nightly_match()  # the nightly run: nothing changes
     assert [(f.id, f.status) for f in vuln_findings(db)] == [(finding.id, "open")]
+
+
+def test_full_runs_commit_in_host_batches_with_the_same_result(client, db, enrolled, tmp_path):
+    second = client.post("/api/v1/agent/enroll", json={"token": h.enroll_token(db), **h.identity(
+        machine_id="b" * 32, hostname="db01", macs=["52:54:00:12:34:57"])}).json()
+    headers = enrolled["headers"] | {"Authorization": f"Bearer {second['agent_id']}.{second['secret']}"}
+    inventory = h.inventory({"os": [OS], "packages": [pkg("openssl", "3.0.11-1~deb12u2")]})
+    send(client, enrolled, [inventory])
+    assert client.post("/api/v1/agent/batches", content=h.gz(h.batch([inventory])), headers=headers).status_code == 202
+    path = tracker(tmp_path, {"openssl": {"CVE-2024-5535": ("resolved", "3.0.11-1~deb12u3", "high", None)}})
+    with db.transaction() as s:
+        feeds.import_feed(s, parsed=parse_feed(path), sha256="y" * 64, filename=path.name, now=utcnow())
+    progress: list[str] = []
+    report = matching.match_all(db, now=utcnow(), batch_hosts=1, on_progress=progress.append)
+    assert report.hosts == 2 and report.findings["opened"] == 2
+    assert "reconciled 1/2 hosts" in progress and "reconciled 2/2 hosts" in progress
+    assert sorted(f.host_id for f in vuln_findings(db)) == sorted([enrolled["host_id"], second["host_id"]])
+    assert matching.match_all(db, now=utcnow(), batch_hosts=1).findings["unchanged"] == 2

@@ -21,6 +21,7 @@ def test_built_in_rules_lint_and_test_clean():
     count = len(list(BUILT_IN.glob("*.yaml")))
     lint = rules("lint")
     assert lint.returncode == 0 and f"{count} rules OK" in lint.stdout, lint.stderr
+    assert "SLA table 2026.1 OK (24 deadlines)" in lint.stdout and "risky services OK" in lint.stdout
     test = rules("test")
     assert test.returncode == 0 and "0 failed" in test.stdout, test.stderr
 
