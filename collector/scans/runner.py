@@ -22,7 +22,7 @@ from collector.findings import service as findings
 from collector.findings.service import Observation, Subject
 from collector.hosts.models import Host, InventoryRow
 from collector.scans import service as scans
-from collector.scans.models import ScanHost, ScanPort, ScanRun
+from collector.scans.models import PROFILES, ScanHost, ScanPort, ScanRun
 from collector.scans.nmap import HostResult, ScanError, ScanInterrupted, ScanOutput, run_nmap
 from collector.scans.targets import TargetError, check_size, check_within, expand_chunks, parse_targets
 from collector.types import utcnow
@@ -69,6 +69,8 @@ def run(db: Database, *, unit_code: str, targets: list[str] | None = None, profi
     With ``only_due`` only addresses whose rescan interval ran out are scanned (None: nothing due).
     """
     say = on_progress or (lambda _p: None)
+    if profile not in PROFILES:
+        raise InvalidInput(f"unknown scan profile {profile!r}; choose {', '.join(PROFILES)}")
     with db.transaction() as session:
         skip = set()
         if only_due:
@@ -85,6 +87,24 @@ def run(db: Database, *, unit_code: str, targets: list[str] | None = None, profi
     risky = default_exposure()
     status, error, nmap_seconds, hosts_up, command = "completed", None, 0.0, 0, ""
     totals: dict[str, int] = {}
+    try:
+        status, error, nmap_seconds, hosts_up, command = _scan_chunks(
+            db, run_id=run_id, unit_id=unit_id, chunks=chunks, profile=profile, deadline=deadline, nmap=nmap,
+            ports=ports, risky=risky, totals=totals, say=say)
+    except BaseException as exc:  # a run never stays "running": record why, then re-raise
+        status, error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+    finally:
+        row = _finish(db, run_id=run_id, status=status, error=error, hosts_up=hosts_up,
+                      nmap_seconds=nmap_seconds, command=command, totals=totals)
+    return row
+
+
+def _scan_chunks(db: Database, *, run_id: int, unit_id: int, chunks: list[list[str]], profile: str,
+                 deadline: float | None, nmap: str | None, ports: str | None, risky: Any, totals: dict[str, int],
+                 say: Callable[[Progress], None]) -> tuple[str, str | None, float, int, str]:
+    """nmap chunk by chunk, each stored in its own transaction: (status, error, nmap s, hosts up, command)."""
+    status, error, nmap_seconds, hosts_up, command = "completed", None, 0.0, 0, ""
     for i, chunk in enumerate(chunks):
         def progress(fraction: float, i: int = i, size: int = len(chunk)) -> None:
             say(Progress(i + 1, len(chunks), round(100 * (i + fraction) / len(chunks), 1),
@@ -108,6 +128,11 @@ def run(db: Database, *, unit_code: str, targets: list[str] | None = None, profi
                 totals[k] = totals.get(k, 0) + v
             session.get(ScanRun, run_id).chunks_done = i + 1
         progress(1.0)
+    return status, error, nmap_seconds, hosts_up, command
+
+
+def _finish(db: Database, *, run_id: int, status: str, error: str | None, hosts_up: int, nmap_seconds: float,
+            command: str, totals: dict[str, int]) -> ScanRun:
     with db.transaction() as session:
         row = session.get(ScanRun, run_id)
         row.status, row.error, row.finished_at = status, error, utcnow()

@@ -185,3 +185,19 @@ def test_scheduler_tick_scans_due_units_inside_their_window_only(db, settings):
     assert len(runs(db)) == 1
     with db.session() as s:
         assert s.get(ScanPolicy, 3).windows != []
+
+
+def test_a_run_never_stays_running(db, monkeypatch):
+    unit_with_loopback(db)
+    with pytest.raises(InvalidInput, match="unknown scan profile"):
+        runner.run(db, unit_code="D1", targets=["127.0.0.1"], profile="aggressive")
+    assert runs(db) == []
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(runner, "store_chunk", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        runner.run(db, unit_code="D1", targets=["127.0.0.1"], ports="1")
+    [run] = runs(db)
+    assert run.status == "failed" and "disk full" in run.error and run.finished_at is not None
