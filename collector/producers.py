@@ -26,13 +26,9 @@ PENDING_UPDATE_CLASS = "P2"
 WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", "*", "[::]"})  # noqa: S104 - matched, never bound
 
 
-def _subject(host: Host) -> Subject:
-    return Subject.of_host(host)
-
-
 def from_patch_status(session: Session, *, host: Host, data: dict[str, Any], now: datetime) -> None:
     """Pending security updates and an end-of-life OS, from one ``patch.status``."""
-    subject = _subject(host)
+    subject = Subject.of_host(host)
     pending = [
         Observation(rule="pending-security-update", location=p["name"],
                     title=f"Security update pending for {p['name']}"
@@ -70,7 +66,7 @@ def from_check_results(session: Session, *, host: Host, now: datetime) -> None:
                                     finding_class="critical_misconfig" if r.critical else "failed_check",
                                     evidence={"check": r.check_id, "policy": r.policy_id, "level": r.level,
                                               "evidence": r.evidence[:1000], "requirements": r.requirements}))
-    findings.reconcile(session, kind="check", producer="agent", observed={_subject(host): observed}, now=now,
+    findings.reconcile(session, kind="check", producer="agent", observed={Subject.of_host(host): observed}, now=now,
                        proof=lambda _s, row: {"proof": "check passes or no longer applies", "check": row.rule})
 
 
@@ -90,7 +86,7 @@ def from_listening_ports(session: Session, *, host: Host, now: datetime) -> None
                           f" ({row.get('process') or 'unknown process'}) and is not in the unit's allowlist",
                     finding_class="failed_check",
                     evidence={k: row.get(k) for k in ("proto", "family", "address", "port", "process")}))
-    findings.reconcile(session, kind="exposure", producer="agent", observed={_subject(host): observed}, now=now,
+    findings.reconcile(session, kind="exposure", producer="agent", observed={Subject.of_host(host): observed}, now=now,
                        proof=lambda _s, row: {"proof": "no longer listening on all interfaces, or now allowed",
                                               "port": row.location})
 

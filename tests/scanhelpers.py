@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import http.server
-import os
 import socket
 import ssl
 import subprocess
@@ -229,11 +228,6 @@ def _wait_for_banner(host: str, port: int, proc: subprocess.Popen[bytes], timeou
                 return
         time.sleep(0.1)
     raise RuntimeError(f"sshd did not answer on {host}:{port} within {timeout} s")
-
-
-def sshd_available() -> bool:
-    """sshd runs only as root (privilege separation) and only where openssh-server is installed."""
-    return Path(SSHD).exists() and os.geteuid() == 0
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlmodel import Session
 
 from collector.errors import NotFound
@@ -382,9 +382,3 @@ def worst_open_class(session: Session, *, identities: Iterable[str]) -> dict[str
             out.setdefault(identity, []).append(cls)
     return out
 
-
-def open_rules(session: Session, *, identity: str, kind: str) -> set[tuple[str, str]]:
-    """(rule, location) of the open findings of one kind on one subject — for tests and reports."""
-    rows = session.execute(select(Finding.rule, Finding.location).where(
-        and_(Finding.identity == identity, Finding.kind == kind, Finding.status.in_(("open", "reopened")))))
-    return {(r, loc) for r, loc in rows}

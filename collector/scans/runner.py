@@ -8,6 +8,7 @@ due, so the next window picks them up.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from collector.types import utcnow
 from collector.units import service as units
 from rules.scans.assess import ScannedHost, ScannedPort, assess_host, default_exposure, reconcile_ports
 
+log = logging.getLogger(__name__)
 PRODUCER = "scan"
 DEFAULT_MAX_ADDRESSES = 65_536
 
@@ -276,7 +278,8 @@ def run_due(db: Database, *, unit_code: str, profile: str, deadline: float | Non
     try:
         return run(db, unit_code=unit_code, profile=profile, trigger="schedule", deadline=deadline,
                    max_addresses=max_addresses, only_due=True)
-    except InvalidInput:
+    except InvalidInput as exc:  # e.g. ranges larger than the cap: the operator must see why nothing runs
+        log.warning("scheduled scan of %s refused: %s", unit_code, exc)
         return None
 
 

@@ -14,7 +14,7 @@ from collector.scans.models import PROFILES, ScanAsset, ScanPolicy, ScanRun, Uni
 from collector.scans.targets import TargetError, parse_targets
 from collector.scope import Scope
 from collector.units import service as units
-from collector.units.models import Unit
+from rules.sla import worst
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 # Rescan interval by the worst open finding on the address (CISA Cyber Hygiene's cadence).
@@ -25,7 +25,6 @@ RESCAN = {
 }
 RESCAN_CLEAN = timedelta(days=7)
 RESCAN_NOT_RESPONDING = timedelta(days=90)
-URGENCY = ("P0", "critical_misconfig", "P1", "P2", "P3", "failed_check", "eol", "P4")
 
 
 # ---- ranges ----------------------------------------------------------------------------------------
@@ -118,8 +117,8 @@ def window_end(windows: list[list[int]], now: datetime) -> datetime | bool | Non
 def rescan_after(classes: list[str], *, responded: bool) -> timedelta:
     if not responded:
         return RESCAN_NOT_RESPONDING
-    worst = next((c for c in URGENCY if c in classes), None)
-    return RESCAN.get(worst, RESCAN_CLEAN) if worst else RESCAN_CLEAN
+    worst_class = worst(classes)
+    return RESCAN.get(worst_class, RESCAN_CLEAN) if worst_class else RESCAN_CLEAN
 
 
 def update_assets(session: Session, *, unit_id: int, results: dict[str, tuple[str, int | None]],
@@ -163,6 +162,3 @@ def get_run(session: Session, *, scope: Scope, run_id: int) -> ScanRun:
         raise NotFound(f"no scan run {run_id}")
     return run
 
-
-def unit_of(session: Session, *, code: str) -> Unit:
-    return units.get_by_code(session, code=code)

@@ -44,11 +44,6 @@ def parse_targets(items: Sequence[str]) -> list[Network]:
     return [_parse_one(item) for item in items]
 
 
-def parse_networks(items: Sequence[str]) -> list[Network]:
-    """Same rules as targets; for a unit's declared ranges and exclusion lists."""
-    return parse_targets(items)
-
-
 def address_count(networks: Iterable[Network]) -> int:
     """Total addresses in ``networks`` (overlaps counted once)."""
     return sum(net.num_addresses for net in _collapse(networks))

@@ -302,7 +302,7 @@ def _observe(session: Session, report: MatchReport, *, host_ids: Iterable[int] |
         if p.host_id not in subjects:
             continue
         eco = _ecosystem(p.distro)
-        name, version = _match_name(p, eco)
+        name, version = _match_name(p.name, p.version, p.source, p.source_version, eco)
         grouped[(p.host_id, name, version)].append(p)
     # Hosts on the same release with the same build share their observations (and, in reconcile,
     # their digests): the per-finding work is done once per distinct installed version.
@@ -336,10 +336,12 @@ def _ecosystem(distro: str) -> str:
     return ECOSYSTEM_OF_FAMILY.get(distro.split(":", 1)[0], "deb")
 
 
-def _match_name(p: _Pkg, eco: str) -> tuple[str, str]:
+def _match_name(name: str, version: str, source: str | None, source_version: str | None,
+                eco: str) -> tuple[str, str]:
+    """The (package, version) the feeds key this install by: source for deb/apk, binary for rpm."""
     if eco in BY_SOURCE:
-        return p.source or p.name, p.source_version or p.version
-    return p.name, p.version
+        return source or name, source_version or version
+    return name, version
 
 
 _PKG_COLUMNS = (InventoryRow.host_id, Host.distro, InventoryRow.name, InventoryRow.version, InventoryRow.source,
@@ -372,7 +374,7 @@ def _vulnerable_rows(session: Session, index: FeedIndex, report: MatchReport, ho
     for name, version, source, source_version in session.connection().execute(distinct).all():
         for distro in distros:
             eco = _ecosystem(distro)
-            pname, pversion = _match_name(_Pkg(0, distro, name, version, source, source_version), eco)
+            pname, pversion = _match_name(name, version, source, source_version, eco)
             if (distro, pname) not in index.by_package:
                 continue
             try:

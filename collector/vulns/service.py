@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, select
 
 from collector.errors import Conflict
@@ -132,8 +132,3 @@ def generation(session: Session) -> tuple[int, int]:
     newest, replaced = session.execute(select(func.max(Feed.id), func.count(Feed.replaced_at))).one()
     return int(newest or 0), int(replaced or 0)
 
-
-def mark_replaced(session: Session, *, feed_id: int, now: datetime) -> None:
-    """Retire a feed without a successor (its records go; the history row stays)."""
-    _drop_records(session, feed_id)
-    session.execute(update(Feed).where(Feed.id == feed_id).values(replaced_at=now))

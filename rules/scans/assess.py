@@ -219,11 +219,6 @@ def _default_checks() -> dict[str, CheckText]:
     return load_checks()
 
 
-def default_checks() -> dict[str, CheckText]:
-    """The shipped check wording (a fresh dict; the cached one stays untouched)."""
-    return dict(_default_checks())
-
-
 # --- one host ------------------------------------------------------------------------------------------
 
 
