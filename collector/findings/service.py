@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlmodel import Session
 
+from collector.bulk import insert_many
 from collector.errors import NotFound
 from collector.exceptions.service import Coverage
 from collector.findings.models import Finding, FindingEvent, FindingPublic
@@ -182,8 +183,7 @@ def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subj
         ids = seen_ids[i:i + CHUNK]
         session.connection().execute(update(FINDINGS).where(FINDINGS.c.id.in_(ids)).values(last_seen=now))
     new_rows.sort(key=lambda r: r["dedupe_key"])  # in index order: B-tree inserts stay local
-    for i in range(0, len(new_rows), CHUNK * 4):
-        session.connection().execute(insert(FINDINGS), new_rows[i:i + CHUNK * 4])
+    insert_many(session.connection(), FINDINGS, new_rows)
     if events:
         session.connection().execute(insert(FindingEvent.__table__), events)
     return result
