@@ -17,7 +17,6 @@ chunk in the next window. Pure runner: no FastAPI, no SQLModel.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import queue
@@ -269,7 +268,9 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def _execute(cmd: list[str], *, progress: _Progress, on_progress: Callable[[float], None] | None,
              deadline: float | None, on_start: Callable[[int], None] | None) -> tuple[int, list[str]]:
     """Run nmap to completion; returns (exit code, last stderr lines). Callbacks run in this thread."""
-    updates: queue.SimpleQueue[float] = queue.SimpleQueue()
+    # Progress values and the exit (None) arrive on one queue, so the loop wakes the moment nmap
+    # exits (Popen.wait(timeout) polls, adding up to 50 ms to every scan) and still sees the deadline.
+    updates: queue.SimpleQueue[float | None] = queue.SimpleQueue()
     err_tail: deque[str] = deque(maxlen=20)
 
     def on_stdout(line: str) -> None:
@@ -279,35 +280,35 @@ def _execute(cmd: list[str], *, progress: _Progress, on_progress: Callable[[floa
 
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, errors="replace", start_new_session=True)
-    readers = [threading.Thread(target=_pump, args=(proc.stdout, on_stdout), daemon=True),
-               threading.Thread(target=_pump, args=(proc.stderr, err_tail.append), daemon=True)]
+    helpers = [threading.Thread(target=_pump, args=(proc.stdout, on_stdout), daemon=True),
+               threading.Thread(target=_pump, args=(proc.stderr, err_tail.append), daemon=True),
+               threading.Thread(target=lambda: (proc.wait(), updates.put(None)), daemon=True)]
     try:
-        for reader in readers:
-            reader.start()
+        for helper in helpers:
+            helper.start()
         if on_start is not None:
             on_start(proc.pid)
         while True:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(0.2)
-            _drain(updates, on_progress)
-            if proc.returncode is not None:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                value = updates.get(timeout=timeout)
+            except queue.Empty:
                 _stop(proc)
-                raise ScanInterrupted(f"scan stopped at its deadline (nmap pid {proc.pid}); resume this chunk later")
+                raise ScanInterrupted(f"scan stopped at its deadline (nmap pid {proc.pid}); resume this chunk later") \
+                    from None
+            if value is None:
+                break
+            if on_progress is not None:
+                on_progress(value)
     finally:
         _stop(proc)
-        for reader in readers:
-            reader.join(2)
-    _drain(updates, on_progress)
-    return proc.returncode, list(err_tail)
-
-
-def _drain(updates: queue.SimpleQueue[float], on_progress: Callable[[float], None] | None) -> None:
-    while not updates.empty():
+        for helper in helpers:
+            helper.join(2)
+    while not updates.empty():  # progress lines read after the exit was seen
         value = updates.get()
-        if on_progress is not None:
+        if value is not None and on_progress is not None:
             on_progress(value)
+    return proc.returncode, list(err_tail)
 
 
 def _check_exit(code: int, err_tail: list[str]) -> None:

@@ -9,22 +9,12 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 
 from collector.errors import InvalidInput, NotFound
-from collector.findings import service as findings
 from collector.scans.models import PROFILES, ScanAsset, ScanPolicy, ScanRun, UnitRange
 from collector.scans.targets import TargetError, parse_targets
 from collector.scope import Scope
 from collector.units import service as units
-from rules.sla import worst
 
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-# Rescan interval by the worst open finding on the address (CISA Cyber Hygiene's cadence).
-RESCAN = {
-    "P0": timedelta(hours=12), "critical_misconfig": timedelta(hours=12), "P1": timedelta(hours=12),
-    "P2": timedelta(hours=24), "P3": timedelta(days=4), "failed_check": timedelta(days=4), "eol": timedelta(days=4),
-    "P4": timedelta(days=6),
-}
-RESCAN_CLEAN = timedelta(days=7)
-RESCAN_NOT_RESPONDING = timedelta(days=90)
 
 
 # ---- ranges ----------------------------------------------------------------------------------------
@@ -113,33 +103,6 @@ def window_end(windows: list[list[int]], now: datetime) -> datetime | bool | Non
 
 
 # ---- schedule ---------------------------------------------------------------------------------------
-
-def rescan_after(classes: list[str], *, responded: bool) -> timedelta:
-    if not responded:
-        return RESCAN_NOT_RESPONDING
-    worst_class = worst(classes)
-    return RESCAN.get(worst_class, RESCAN_CLEAN) if worst_class else RESCAN_CLEAN
-
-
-def update_assets(session: Session, *, unit_id: int, results: dict[str, tuple[str, int | None]],
-                  now: datetime) -> None:
-    """Record each scanned address's state (address -> (state, managed host id)) and its next due time."""
-    existing = {a.address: a for a in session.exec(select(ScanAsset).where(
-        ScanAsset.unit_id == unit_id, ScanAsset.address.in_(list(results))))}
-    identities = {addr: (f"host:{hid}" if hid else f"addr:{unit_id}:{addr}") for addr, (_s, hid) in results.items()}
-    classes = findings.worst_open_class(session, identities=identities.values())
-    for address, (state, host_id) in results.items():
-        if state == "timeout":  # results dropped at --host-timeout: keep it due, record nothing new
-            continue
-        up = state == "up"
-        asset = existing.get(address) or ScanAsset(unit_id=unit_id, address=address, state=state, first_seen=now,
-                                                   last_scanned=now, next_scan_at=now)
-        asset.state, asset.host_id, asset.last_scanned = state, host_id, now
-        if up:
-            asset.last_up = now
-        asset.next_scan_at = now + rescan_after(classes.get(identities[address], []), responded=up)
-        session.add(asset)
-
 
 def not_due(session: Session, *, unit_id: int, now: datetime) -> set[str]:
     """Addresses scanned recently enough that their rescan interval has not run out."""

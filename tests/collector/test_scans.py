@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from collector.errors import InvalidInput
 from collector.findings.models import Finding
-from collector.scans import runner
+from collector.scans import runner, store
 from collector.scans import service as scans
 from collector.scans.models import ScanAsset, ScanHost, ScanPolicy, ScanPort, ScanRun
 from collector.scheduler import Jobs
@@ -152,9 +152,9 @@ def test_windows_and_rescan_intervals():
     assert scans.window_end([], late) is True
     early = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)  # 03:00 local
     assert scans.window_end([[22, 6]], early) == datetime(2026, 11, 23, 6, 0, tzinfo=scans.LOCAL_TZ)
-    assert scans.rescan_after(["P3", "P0"], responded=True).total_seconds() == 12 * 3600
-    assert scans.rescan_after([], responded=True).days == 7
-    assert scans.rescan_after(["P4"], responded=False).days == 90
+    assert store.rescan_after(["P3", "P0"], responded=True).total_seconds() == 12 * 3600
+    assert store.rescan_after([], responded=True).days == 7
+    assert store.rescan_after(["P4"], responded=False).days == 90
     with pytest.raises(InvalidInput, match="22-06"):
         scans.parse_window("late")
 
@@ -196,7 +196,7 @@ def test_a_run_never_stays_running(db, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(runner, "store_chunk", broken)
+    monkeypatch.setattr(store, "store_chunk", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         runner.run(db, unit_code="D1", targets=["127.0.0.1"], ports="1")
     [run] = runs(db)
