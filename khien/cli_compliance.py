@@ -137,26 +137,30 @@ def cmd_rules_lint(args: argparse.Namespace) -> int:
     from rules.checks import checks_lint_report
     from rules.detect import lint_report
 
-    return _reports(args, lint_report, checks_lint_report, _findings_data_report)
+    return _reports(args, lint_report, checks_lint_report, _data_tables_report)
 
 
-def _findings_data_report() -> tuple[int, str]:
-    """The SLA table and the scan exposure table: validated like the rules (errors name the file)."""
+def _data_tables_report() -> tuple[int, str]:
+    """The SLA table, the scan exposure table, the scoring model and the plan goals: validated like
+    the rules (errors name the file and line)."""
+    from rules.goals import GoalDataError, load_goals
     from rules.scans.assess import ExposureDataError, load_exposure
+    from rules.scoring.model import ScoringModelError, load_model
     from rules.sla import SlaDataError, load_sla
 
     errors: list[str] = []
-    try:
-        sla = load_sla()
-    except SlaDataError as exc:
-        errors.append(str(exc))
-    try:
-        services = load_exposure()
-    except ExposureDataError as exc:
-        errors.append(str(exc))
+    loaded = {}
+    for name, load, error in (("sla", load_sla, SlaDataError), ("exposure", load_exposure, ExposureDataError),
+                              ("model", load_model, ScoringModelError), ("goals", load_goals, GoalDataError)):
+        try:
+            loaded[name] = load()
+        except error as exc:
+            errors.append(str(exc))
     if errors:
         return 1, "\n".join(errors)
-    return 0, f"SLA table {sla.version} OK ({len(sla.cells)} deadlines); {len(services)} risky services OK"
+    return 0, (f"SLA table {loaded['sla'].version} OK ({len(loaded['sla'].cells)} deadlines); "
+               f"{len(loaded['exposure'])} risky services OK; scoring model {loaded['model'].version} OK "
+               f"({len(loaded['model'].indicators)} indicators); {len(loaded['goals'].goals)} plan goals OK")
 
 
 def cmd_rules_test(args: argparse.Namespace) -> int:

@@ -82,7 +82,14 @@ def _build(loader: Any, node: yaml.Node, path: Path_, lines: Lines, depth: int) 
             lines.set((*path, index), item.start_mark.line + 1)
             items.append(_build(loader, item, (*path, index), lines, depth + 1))
         return items
-    return loader.construct_object(node, deep=True)
+    return _scalar(loader, node)
+
+
+def _scalar(loader: Any, node: yaml.Node) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an impossible date (2026-02-30): PyYAML builds it and datetime refuses
+        raise YamlError(node.start_mark.line + 1, f"invalid value {node.value!r}: {exc}") from None
 
 
 def _build_mapping(loader: Any, node: yaml.MappingNode, path: Path_, lines: Lines,
@@ -94,7 +101,7 @@ def _build_mapping(loader: Any, node: yaml.MappingNode, path: Path_, lines: Line
             raise YamlError(line, "merge keys ('<<') are not supported in rule files")
         if not isinstance(key_node, yaml.ScalarNode):
             raise YamlError(line, "mapping keys must be plain scalars")
-        key = loader.construct_object(key_node, deep=True)
+        key = _scalar(loader, key_node)
         if key in result:
             # PyYAML silently keeps the last duplicate; a rule author almost always meant something else.
             raise YamlError(line, f"duplicate key {key!r}")

@@ -22,6 +22,7 @@ def test_built_in_rules_lint_and_test_clean():
     lint = rules("lint")
     assert lint.returncode == 0 and f"{count} rules OK" in lint.stdout, lint.stderr
     assert "SLA table 2026.1 OK (24 deadlines)" in lint.stdout and "risky services OK" in lint.stdout
+    assert "scoring model 2026.1 OK (11 indicators)" in lint.stdout and "plan goals OK" in lint.stdout
     test = rules("test")
     assert test.returncode == 0 and "0 failed" in test.stdout, test.stderr
 

@@ -194,3 +194,11 @@ def test_files_directories_and_missing_paths(tmp_path):
 
 def test_default_rules_dir_is_the_shipped_detections_directory():
     assert Path(rules.__file__).parent / "data" / "detections" == DEFAULT_RULES_DIR
+
+
+def test_an_impossible_date_is_a_load_error_with_its_line(tmp_path):
+    """PyYAML builds dates while loading; 2026-02-30 must be reported like any other mistake, not crash."""
+    (tmp_path / "net_any_date.yaml").write_text("id: net_any_date\ntitle: t\nreviewed: 2026-02-30\n",
+                                                encoding="utf-8")
+    text = "\n".join(str(e) for e in errors_of([tmp_path]))
+    assert "net_any_date.yaml:3: invalid value '2026-02-30'" in text
