@@ -16,6 +16,7 @@ from collector.agents.models import Agent
 from collector.agents.routes import router as agent_router
 from collector.alerts import service as alerts
 from collector.alerts.routes import router as alerts_router
+from collector.attestations.routes import router as attestations_router
 from collector.compliance.routes import router as compliance_router
 from collector.compliance.service import builtin_checks
 from collector.db import Database
@@ -66,7 +67,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.jobs = Jobs(app.state.db, settings) if settings.scheduler else None
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,
-                   exceptions_router, findings_router, feeds_router, scans_router):
+                   exceptions_router, findings_router, feeds_router, scans_router, attestations_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from collector.agents.models import Agent, EnrollmentToken
 from collector.alerts.models import Alert, PipelineCursor
+from collector.attestations.models import Attestation, EvidenceFile
 from collector.compliance.models import CheckResultRow
 from collector.events.models import Event
 from collector.exceptions.models import RiskException
@@ -18,8 +19,9 @@ from collector.vulns.models import Feed, KnownExploitedRow, OfficialWarningRow, 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "Agent", "Alert", "ApiToken", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event", "Feed", "Finding",
-    "FindingEvent", "Host", "IngestBatch", "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor",
-    "RiskException", "ScanAsset", "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "Unit", "UnitRange", "User",
-    "VulnAffected", "VulnRecord", "metadata",
+    "Agent", "Alert", "ApiToken", "Attestation", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event",
+    "EvidenceFile", "Feed", "Finding", "FindingEvent", "Host", "IngestBatch", "InventoryRow",
+    "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "RiskException", "ScanAsset", "ScanHost",
+    "ScanPolicy", "ScanPort", "ScanRun", "Unit", "UnitRange", "User", "VulnAffected",
+    "VulnRecord", "metadata",
 ]

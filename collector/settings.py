@@ -37,6 +37,7 @@ class Settings:
     scan_concurrency: int = 2  # at most this many scans run at once
     scan_tick_s: int = 60  # how often the scheduler looks for units with addresses due
     scan_max_addresses: int = 65_536  # a single scan refuses more addresses than this
+    evidence_max_bytes: int = 10 * MiB  # one attestation evidence file
 
 
 def default_data_dir() -> Path:
@@ -87,6 +88,7 @@ def load_settings(
         scan_concurrency=int(_env_number("KHIEN_SCAN_CONCURRENCY", 2)),
         match_tick_s=int(_env_number("KHIEN_MATCH_TICK_S", 30)),
         scan_max_addresses=int(_env_number("KHIEN_SCAN_MAX_ADDRESSES", 65_536)),
+        evidence_max_bytes=int(_env_number("KHIEN_EVIDENCE_MAX_BYTES", 10 * MiB)),
     )
 
 

@@ -1,0 +1,121 @@
+"""People-facing attestations API: list/get in scope; submit, upload evidence, withdraw; review (admins)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from starlette.datastructures import UploadFile
+
+from collector.attestations import service as attestations
+from collector.attestations.models import (
+    ITEMS_BY_ID,
+    Attestation,
+    AttestationCreate,
+    AttestationDetail,
+    AttestationPublic,
+    EvidenceFilePublic,
+    ReviewIn,
+)
+from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep, SettingsDep
+from collector.errors import InvalidInput, KhienError, PayloadTooLarge
+from collector.types import utcnow
+from collector.units import service as units
+
+router = APIRouter(prefix="/api/v1/attestations", tags=["attestations"])
+
+# Room for the multipart boundaries and part headers around the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+
+
+def _public(row: Attestation, codes: dict[int, str]) -> AttestationPublic:
+    return AttestationPublic(**row.model_dump(), unit=codes.get(row.unit_id), indicator=ITEMS_BY_ID[row.item].indicator)
+
+
+def _codes(session) -> dict[int, str]:
+    return units.codes_by_id(session)
+
+
+@router.get("")
+def list_attestations(session: SessionDep, scope: CallerScope, unit: str | None = None, period: int | None = None,
+                      item: str | None = None, status: str | None = None) -> dict:
+    unit_id = units.get_by_code(session, code=unit).id if unit else None
+    rows = attestations.list_(session, scope=scope, unit_id=unit_id, period=period, item=item, status=status)
+    codes = _codes(session)
+    return {"items": [_public(r, codes) for r in rows]}
+
+
+@router.get("/{attestation_id}")
+def get_attestation(attestation_id: int, session: SessionDep, scope: CallerScope) -> AttestationDetail:
+    row = attestations.get(session, scope=scope, attestation_id=attestation_id)
+    files = attestations.files(session, scope=scope, attestation_id=attestation_id)
+    return AttestationDetail(**_public(row, _codes(session)).model_dump(),
+                             files=[EvidenceFilePublic(**f.model_dump()) for f in files])
+
+
+@router.post("", status_code=201)
+def create_attestation(data: AttestationCreate, db: DbDep, user: CurrentUser, scope: CallerScope) -> AttestationPublic:
+    with db.transaction() as session:
+        row = attestations.submit(session, scope=scope, user=user, unit_code=data.unit, item=data.item,
+                                  period=data.period, note=data.note, now=utcnow())
+        return _public(row, _codes(session))
+
+
+@router.post("/{attestation_id}/files", status_code=201, openapi_extra=UPLOAD_SCHEMA)
+async def upload_file(attestation_id: int, request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser,
+                      scope: CallerScope) -> EvidenceFilePublic:
+    """Upload one evidence file as multipart field ``file``; over the cap is refused before it is read."""
+    cap = settings.evidence_max_bytes
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise KhienError("send the upload with a Content-Length header")  # a chunked body has no bound
+    if int(declared) > cap + MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"evidence file over the {cap}-byte limit")
+    form = await request.form(max_files=1, max_fields=4)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("file: a multipart file field named 'file' is required")
+
+        def store() -> EvidenceFilePublic:
+            # A plain session, committed at the end: the SQLite writer lock is not held while the
+            # file is read and virus-scanned, only for the insert.
+            with db.session() as session:
+                row = attestations.attach(session, data_dir=settings.data_dir, max_bytes=cap,
+                                          attestation_id=attestation_id, filename=upload.filename or "",
+                                          stream=upload.file, user=user, scope=scope, now=utcnow())
+                session.commit()
+                return EvidenceFilePublic(**row.model_dump())
+
+        return await run_in_threadpool(store)
+    finally:
+        await form.close()
+
+
+@router.get("/{attestation_id}/files/{file_id}")
+def download_file(attestation_id: int, file_id: int, session: SessionDep, scope: CallerScope,
+                  settings: SettingsDep) -> FileResponse:
+    row, path = attestations.get_file(session, scope=scope, attestation_id=attestation_id, file_id=file_id,
+                                      data_dir=settings.data_dir)
+    # Evidence comes from other people: never let a browser guess a type or render it in our origin.
+    return FileResponse(path, media_type=row.content_type, filename=row.filename,
+                        content_disposition_type="attachment",
+                        headers={"X-Content-Type-Options": "nosniff",
+                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
+@router.post("/{attestation_id}/review")
+def review_attestation(attestation_id: int, data: ReviewIn, db: DbDep, user: CurrentUser) -> AttestationPublic:
+    with db.transaction() as session:
+        row = attestations.review(session, attestation_id=attestation_id, rating=data.rating, comment=data.comment,
+                                  reviewer=user.username, reviewer_role=user.role, now=utcnow())
+        return _public(row, _codes(session))
+
+
+@router.post("/{attestation_id}/withdraw")
+def withdraw_attestation(attestation_id: int, db: DbDep, user: CurrentUser, scope: CallerScope) -> AttestationPublic:
+    with db.transaction() as session:
+        row = attestations.withdraw(session, attestation_id=attestation_id, user=user, scope=scope, now=utcnow())
+        return _public(row, _codes(session))
