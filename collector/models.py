@@ -12,6 +12,7 @@ from collector.findings.models import Finding, FindingEvent
 from collector.hosts.models import Host, InventoryRow
 from collector.ingest.models import IngestBatch
 from collector.scans.models import ScanAsset, ScanHost, ScanPolicy, ScanPort, ScanRun, UnitRange
+from collector.scoring.models import HostActivity, ScoreSnapshot, ScoreValue
 from collector.units.models import Unit
 from collector.users.models import ApiToken, ConsoleSession, User
 from collector.vulns.models import Feed, KnownExploitedRow, OfficialWarningRow, VulnAffected, VulnRecord
@@ -20,8 +21,8 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Agent", "Alert", "ApiToken", "Attestation", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event",
-    "EvidenceFile", "Feed", "Finding", "FindingEvent", "Host", "IngestBatch", "InventoryRow",
+    "EvidenceFile", "Feed", "Finding", "FindingEvent", "Host", "HostActivity", "IngestBatch", "InventoryRow",
     "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "RiskException", "ScanAsset", "ScanHost",
-    "ScanPolicy", "ScanPort", "ScanRun", "Unit", "UnitRange", "User", "VulnAffected",
+    "ScanPolicy", "ScanPort", "ScanRun", "ScoreSnapshot", "ScoreValue", "Unit", "UnitRange", "User", "VulnAffected",
     "VulnRecord", "metadata",
 ]

@@ -27,6 +27,7 @@ from collector.hosts.models import Host
 from collector.ingest import service as ingest
 from collector.ingest.schema import BatchIn, InventorySnapshot, parse_batch
 from collector.ratelimit import RateLimiter
+from collector.scoring import activity
 from collector.types import utcnow
 from rules.eol import eol_for_os
 
@@ -85,6 +86,8 @@ def _mark_seen(session: Session, *, agent: Agent, at: datetime) -> None:
     # last-seen time on every one of them.
     if agent.last_seen_at is not None and at - agent.last_seen_at < SEEN_RESOLUTION:
         return
+    if agent.last_seen_at is None or activity.local_day(agent.last_seen_at) != activity.local_day(at):
+        activity.record(session, host_id=agent.host_id, unit_id=agent.unit_id, day=activity.local_day(at))
     conn = session.connection()
     conn.execute(update(Agent.__table__).where(Agent.id == agent.id).values(last_seen_at=at))
     conn.execute(update(Host.__table__).where(Host.id == agent.host_id).values(last_seen=at))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -133,3 +134,20 @@ def test_patch_status_is_stored_with_the_os_end_of_life_judged_by_the_collector(
         stored = s.exec(select(Event).where(Event.type == "patch.status")).one()
     assert stored.data["manager"] == "apt"
     assert stored.data["os_eol"]["status"] == "eol" and stored.data["os_eol"]["days_left"] < 0
+
+
+def test_ingest_records_the_local_day_a_host_reported_once(client, db, enrolled):
+    """A1 counts the days each host reported: the first batch of a local day marks it, later ones add nothing."""
+    from collector.scoring.activity import local_day
+    from collector.scoring.models import HostActivity
+
+    for _ in range(2):
+        assert post(client, enrolled, h.batch([h.heartbeat()])).status_code == 202
+        with db.transaction() as s:  # let the next batch be judged a new report, not within the 5 s guard
+            agent = s.get(Agent, enrolled["agent_id"])
+            agent.last_seen_at = agent.last_seen_at - timedelta(days=1)
+    with db.session() as s:
+        days = s.exec(select(HostActivity.host_id, HostActivity.unit_id, HostActivity.day)).all()
+    with db.session() as s:
+        host = s.get(Host, enrolled["host_id"])
+    assert days == [(host.id, host.unit_id, local_day(host.last_seen))]

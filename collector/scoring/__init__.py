@@ -1,0 +1,1 @@
+"""Scoring: daily indicator values per unit, monthly frozen snapshots, scores (CS-ATTT)."""

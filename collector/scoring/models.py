@@ -1,0 +1,66 @@
+"""Scoring tables: which hosts reported on which day, daily indicator values, frozen monthly snapshots.
+
+Daily values are working data (recomputed freely); snapshots are the record a ranking is built
+from — written once, never updated, each row carrying the model version and a hash of its inputs
+so a recomputation from the stored history can be checked against it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Index, PrimaryKeyConstraint, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
+
+from collector.types import BigIntPK, UTCDateTime
+
+
+class HostActivity(SQLModel, table=True):
+    """A host's agent reported on this local (Asia/Ho_Chi_Minh) day: A1's "reported on ≥ 90 % of days"."""
+
+    __tablename__ = "host_activity"
+    __table_args__ = (PrimaryKeyConstraint("host_id", "day"), Index("ix_host_activity_day", "day"))
+
+    host_id: int = Field(foreign_key="hosts.id")
+    unit_id: int = Field(foreign_key="units.id")
+    day: date = Field(sa_column=Column(Date, nullable=False))
+
+
+class ScoreValue(SQLModel, table=True):
+    """One indicator of one unit as of the end of one day (its own hosts; roll-ups sum num/den)."""
+
+    __tablename__ = "score_values"
+    __table_args__ = (UniqueConstraint("unit_id", "day", "indicator", name="uq_score_values_unit_day_indicator"),
+                      Index("ix_score_values_day", "day"))
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    unit_id: int = Field(foreign_key="units.id")
+    day: date = Field(sa_column=Column(Date, nullable=False))
+    indicator: str = Field(max_length=8)
+    value: float | None = None  # 0–100; None when nothing could be measured
+    value_without_exceptions: float | None = None  # A2 with accepted findings counted as overdue
+    numerator: float = 0.0
+    denominator: float = 0.0
+    model_version: str = Field(max_length=32)
+    inputs_hash: str = Field(max_length=64)
+    computed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ScoreSnapshot(SQLModel, table=True):
+    """The frozen value of one indicator of one unit for one month (the snapshot day's value)."""
+
+    __tablename__ = "score_snapshots"
+    __table_args__ = (UniqueConstraint("period", "unit_id", "indicator", name="uq_score_snapshots_period_unit"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    period: str = Field(max_length=7)  # YYYY-MM
+    unit_id: int = Field(foreign_key="units.id", index=True)
+    indicator: str = Field(max_length=8)
+    as_of: date = Field(sa_column=Column(Date, nullable=False))
+    value: float | None = None
+    value_without_exceptions: float | None = None
+    numerator: float = 0.0
+    denominator: float = 0.0
+    model_version: str = Field(max_length=32)
+    inputs_hash: str = Field(max_length=64)
+    frozen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -1,0 +1,83 @@
+"""``khien score`` commands: compute a day's indicators, freeze a month, show a unit's score."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from khien.cli_common import UsageError, database
+
+
+def _day(text: str | None) -> date:
+    from collector.scoring.activity import local_day
+    from collector.types import utcnow
+
+    if text is None:  # yesterday, local time: the last day that has ended
+        return local_day(utcnow()) - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--date must be YYYY-MM-DD, not {text!r}") from None
+
+
+def cmd_score_compute(args: argparse.Namespace) -> None:
+    from collector.scoring import service as scoring
+    from collector.types import utcnow
+
+    day = _day(args.date)
+    with database(args).transaction() as session:
+        rows = scoring.store_day(session, day=day, now=utcnow())
+    print(f"{day}: {rows} indicator values stored")
+
+
+def cmd_score_freeze(args: argparse.Namespace) -> None:
+    from collector.scoring import service as scoring
+    from collector.types import utcnow
+
+    with database(args).transaction() as session:
+        rows = scoring.freeze_month(session, period=args.month, now=utcnow())
+    print(f"{args.month}: snapshot frozen ({rows} indicator values, as of {scoring.snapshot_day(args.month)})")
+
+
+def cmd_score_show(args: argparse.Namespace) -> None:
+    from collector.scoring import service as scoring
+    from collector.units import service as units
+    from rules.scoring.model import builtin_model
+
+    model = builtin_model()
+    day = _day(args.date)
+    with database(args).session() as session:
+        unit = units.get_by_code(session, code=args.unit)
+        result = scoring.compute(session, day=day, model=model)[unit.id]
+    score = result.score(model)
+    band = model.grade_for(score)
+    indicators = {ident: {"value": m.value, "value_without_exceptions": m.value_without_exceptions,
+                          "weight": model.indicators[ident].weight, "numerator": m.numerator,
+                          "denominator": m.denominator} for ident, m in result.measures.items()}
+    if args.format == "json":
+        print(json.dumps({"unit": unit.code, "day": day.isoformat(), "model_version": model.version, "score": score,
+                          "score_without_exceptions": result.score(model, with_exceptions=False),
+                          "grade": band.grade, "grade_label": band.label, "indicators": indicators},
+                         ensure_ascii=False, indent=2))
+        return
+    print(f"{unit.code} {unit.name} — {day} — {model.name['vi']} {model.version}")
+    print(f"điểm / score {score:.2f} ({band.grade} {band.label['vi']}), "
+          f"không tính ngoại lệ / without exceptions {result.score(model, with_exceptions=False):.2f}")
+    for ident, item in indicators.items():
+        value = "—" if item["value"] is None else f"{item['value']:.1f}"
+        print(f"  {ident} {model.indicators[ident].label['vi']:<40} {value:>6}  × {item['weight']:g}")
+
+
+def register(sub, command: Callable) -> None:
+    score = sub.add_parser("score", help="unit information-security assurance score (CS-ATTT)") \
+        .add_subparsers(dest="action", required=True)
+    p = command("compute", cmd_score_compute, "compute and store every unit's indicators for one day", score)
+    p.add_argument("--date", help="YYYY-MM-DD, a day that has ended (default: yesterday, Asia/Ho_Chi_Minh)")
+    p = command("freeze", cmd_score_freeze, "freeze a month's snapshot (once; never rewritten)", score)
+    p.add_argument("--month", required=True, help="YYYY-MM")
+    p = command("show", cmd_score_show, "a unit's score and indicators for one day", score)
+    p.add_argument("--unit", required=True, help="unit code")
+    p.add_argument("--date", help="YYYY-MM-DD (default: yesterday)")
+    p.add_argument("--format", choices=["table", "json"], default="table")

@@ -1,0 +1,45 @@
+"""``khien score compute|freeze|show`` as a user runs them (a fresh process on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+from collector.db import Database
+from collector.hosts.models import Host
+from collector.scoring.activity import record
+from collector.units import service as units
+from tests.khien.test_cli import assert_one_line_error, run
+
+
+def test_compute_freeze_and_show(db_url):
+    assert run(db_url, "unit", "add", "HN", "--name", "Hà Nội", "--kind", "province").returncode == 0
+    assert run(db_url, "unit", "add", "HN-STC", "--name", "Sở Tài chính", "--kind", "department",
+               "--parent", "HN").returncode == 0
+    db = Database(db_url)
+    with db.transaction() as s:  # one host that reported every day since it was enrolled on 1 September
+        unit_id = units.get_by_code(s, code="HN-STC").id
+        host = Host(unit_id=unit_id, hostname="web01", security_level=3, first_seen=datetime(2026, 9, 1, tzinfo=UTC))
+        s.add(host)
+        s.flush()
+        for day in range(61):
+            record(s, host_id=host.id, unit_id=unit_id, day=date(2026, 9, 1) + timedelta(days=day))
+    db.dispose()
+
+    done = run(db_url, "score", "compute", "--date", "2026-10-14")
+    assert done.returncode == 0 and "2026-10-14: 22 indicator values stored" in done.stdout, done.stderr
+    shown = run(db_url, "score", "show", "--unit", "HN-STC", "--date", "2026-10-14", "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)
+    assert body["indicators"]["A1"]["value"] == 100 and body["indicators"]["A7"]["value"] == 100
+    assert body["model_version"] == "2026.1" and body["grade"] in ("A", "B", "C", "D", "E")
+    table = run(db_url, "score", "show", "--unit", "HN-STC", "--date", "2026-10-14")
+    assert "Độ bao phủ giám sát" in table.stdout and "Sở Tài chính" in table.stdout
+
+    frozen = run(db_url, "score", "freeze", "--month", "2026-10")
+    assert frozen.returncode == 0, frozen.stderr
+    assert "2026-10: snapshot frozen (22 indicator values, as of 2026-10-14)" in frozen.stdout
+    assert_one_line_error(run(db_url, "score", "freeze", "--month", "2026-10"), "already frozen")
+    assert_one_line_error(run(db_url, "score", "freeze", "--month", "2099-01"), "has not come yet")
+    assert_one_line_error(run(db_url, "score", "compute", "--date", "14/10/2026"), "YYYY-MM-DD")
+    assert_one_line_error(run(db_url, "score", "show", "--unit", "NOPE"), "NOPE")
