@@ -8,7 +8,7 @@ from collector.attestations.models import Attestation, EvidenceFile
 from collector.compliance.models import CheckResultRow
 from collector.events.models import Event
 from collector.exceptions.models import RiskException
-from collector.findings.models import Finding, FindingEvent
+from collector.findings.models import Finding, FindingEvent, FindingSighting
 from collector.hosts.models import Host, InventoryRow
 from collector.ingest.models import IngestBatch
 from collector.scans.models import ScanAsset, ScanHost, ScanPolicy, ScanPort, ScanRun, UnitRange
@@ -21,8 +21,8 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Agent", "Alert", "ApiToken", "Attestation", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event",
-    "EvidenceFile", "Feed", "Finding", "FindingEvent", "Host", "HostActivity", "IngestBatch", "InventoryRow",
-    "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "RiskException", "ScanAsset", "ScanHost",
-    "ScanPolicy", "ScanPort", "ScanRun", "ScoreSnapshot", "ScoreValue", "Unit", "UnitRange", "User", "VulnAffected",
-    "VulnRecord", "metadata",
+    "EvidenceFile", "Feed", "Finding", "FindingEvent", "FindingSighting", "Host", "HostActivity", "IngestBatch",
+    "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "RiskException", "ScanAsset",
+    "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "ScoreSnapshot", "ScoreValue", "Unit", "UnitRange", "User",
+    "VulnAffected", "VulnRecord", "metadata",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 from collector.types import BigIntPK, JSONData, UTCDateTime
@@ -55,6 +55,8 @@ class Finding(SQLModel, table=True):
     sources: str = Field(default="", max_length=64)
     evidence: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONData, nullable=False))
     first_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # When the finding last changed or was last seen by a producer reporting only part of a subject
+    # (a scan of one address); a complete report is recorded once per subject (FindingSighting).
     last_seen: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     clock_start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -64,6 +66,23 @@ class Finding(SQLModel, table=True):
     fixed_proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
     reopened_count: int = 0
     obs_hash: str = Field(default="", max_length=32)  # what the producer last reported (collector.findings.service)
+
+
+class FindingSighting(SQLModel, table=True):
+    """When a producer last reported a subject's complete list of findings of one kind.
+
+    Every open finding on the list was seen then, so its last-seen time is this, not a column
+    rewritten on each finding: the nightly re-match would otherwise update ~10^6 unchanged rows
+    (on PostgreSQL a new row version each, to be vacuumed) just to move a timestamp.
+    """
+
+    __tablename__ = "finding_sightings"
+    __table_args__ = (PrimaryKeyConstraint("identity", "kind", "producer"),)
+
+    identity: str = Field(max_length=96)
+    kind: str = Field(max_length=16)
+    producer: str = Field(max_length=16)
+    seen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class FindingEvent(SQLModel, table=True):

@@ -22,7 +22,7 @@ from sqlmodel import Session
 from collector.bulk import insert_many
 from collector.errors import NotFound
 from collector.exceptions.service import Coverage
-from collector.findings.models import Finding, FindingEvent, FindingPublic
+from collector.findings.models import Finding, FindingEvent, FindingPublic, FindingSighting
 from collector.hosts.models import Host
 from collector.scope import Scope
 from collector.units.models import Unit
@@ -109,7 +109,8 @@ def _digest(subject: Subject, obs: Observation) -> tuple[dict[str, Any], str]:
 FINDINGS = Finding.__table__  # Core statements: the ORM's bulk paths cost ~0.5 ms a row here
 _COLUMNS = (Finding.id, Finding.dedupe_key, Finding.generation, Finding.status, Finding.sources, Finding.fixed_at,
             Finding.clock_start, Finding.finding_class, Finding.obs_hash, Finding.unit_id, Finding.identity,
-            Finding.rule, Finding.location, Finding.fixed_version, Finding.due_at)
+            Finding.rule, Finding.location, Finding.fixed_version, Finding.due_at, Finding.last_seen)
+SIGHTINGS = FindingSighting.__table__
 
 
 def _latest_rows(session: Session, *, kind: str, identities: list[str]) -> dict[str, Any]:
@@ -139,6 +140,10 @@ def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subj
     result = ReconcileResult()
     subjects = {s.identity: s for s in observed}
     latest = _latest_rows(session, kind=kind, identities=list(subjects))
+    # A complete report (no ``covers``) is one sighting per subject instead of a last-seen update per
+    # finding; the previous sighting is when a finding that is gone now was last seen.
+    complete = covers is None
+    previous = _sightings(session, kind=kind, producer=producer, identities=list(subjects)) if complete else {}
     new_rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     seen_ids: list[int] = []
@@ -168,7 +173,8 @@ def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subj
             elif producer not in _producers(row) or row.obs_hash != digest:
                 _update(session, subject, producer, obs, row, now, sla, events, result, evidence, digest)
             else:
-                seen_ids.append(row.id)
+                if not complete:
+                    seen_ids.append(row.id)
                 result.unchanged += 1
 
     for key, row in latest.items():
@@ -177,7 +183,8 @@ def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subj
         subject = subjects[row.identity]
         if covers is not None and not covers(subject, row):
             continue
-        _unsee(session, subject, producer, row, now, proof, events, result)
+        last = max(row.last_seen, previous.get(row.identity, row.last_seen))
+        _unsee(session, subject, producer, row, now, proof, events, result, last_seen=last)
 
     for i in range(0, len(seen_ids), CHUNK):
         ids = seen_ids[i:i + CHUNK]
@@ -186,7 +193,32 @@ def reconcile(session: Session, *, kind: str, producer: str, observed: dict[Subj
     insert_many(session.connection(), FINDINGS, new_rows)
     if events:
         session.connection().execute(insert(FindingEvent.__table__), events)
+    if complete:
+        _record_sightings(session, kind=kind, producer=producer, identities=list(subjects), now=now)
     return result
+
+
+def _sightings(session: Session, *, kind: str, producer: str, identities: list[str]) -> dict[str, datetime]:
+    out: dict[str, datetime] = {}
+    for i in range(0, len(identities), CHUNK):
+        out.update(session.connection().execute(select(SIGHTINGS.c.identity, SIGHTINGS.c.seen_at).where(
+            SIGHTINGS.c.kind == kind, SIGHTINGS.c.producer == producer,
+            SIGHTINGS.c.identity.in_(identities[i:i + CHUNK]))).all())
+    return out
+
+
+def _record_sightings(session: Session, *, kind: str, producer: str, identities: list[str], now: datetime) -> None:
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    for i in range(0, len(identities), CHUNK):
+        stmt = upsert(SIGHTINGS)
+        stmt = stmt.on_conflict_do_update(index_elements=["identity", "kind", "producer"],
+                                          set_={"seen_at": stmt.excluded.seen_at})
+        conn.execute(stmt, [{"identity": ident, "kind": kind, "producer": producer, "seen_at": now}
+                            for ident in identities[i:i + CHUNK]])
 
 
 def _new_row(subject: Subject, kind: str, producer: str, obs: Observation, key: str, generation: int,
@@ -243,18 +275,18 @@ def _reopen(session, subject, producer, obs, row, now, sla, events, evidence, di
                    "detail": {"fixed_at": row.fixed_at.isoformat(), "by": producer}})
 
 
-def _unsee(session, subject, producer, row, now, proof, events, result) -> None:
+def _unsee(session, subject, producer, row, now, proof, events, result, *, last_seen: datetime) -> None:
     if producer not in _producers(row):
         return  # another producer's finding: not ours to close
     remaining = [s for s in _producers(row) if s != producer]
     if remaining:
         session.connection().execute(update(FINDINGS).where(FINDINGS.c.id == row.id)
-                                     .values(sources=",".join(remaining)))
+                                     .values(sources=",".join(remaining), last_seen=last_seen))
         result.updated += 1
         return
     evidence = proof(subject, row) | {"by": producer, "at": now.isoformat()}
     session.connection().execute(update(FINDINGS).where(FINDINGS.c.id == row.id).values(
-        status="fixed", fixed_at=now, fixed_proof=evidence, sources=""))
+        status="fixed", fixed_at=now, fixed_proof=evidence, sources="", last_seen=last_seen))
     events.append({"finding_id": row.id, "unit_id": row.unit_id, "at": now, "action": "fixed", "detail": evidence})
     result.fixed += 1
 
@@ -289,8 +321,9 @@ def list_(session: Session, *, scope: Scope, filters: FindingFilter, now: dateti
     while len(out) < limit:
         page_query = query if cursor is None else query.where(Finding.id < cursor)
         rows = session.exec(page_query.order_by(Finding.id.desc()).limit(batch)).all()
+        sighted = _sighted(session, [r[0] for r in rows])
         for finding, code, hostname in rows:
-            public = _public(finding, code, hostname, now, coverage)
+            public = _public(finding, code, hostname, now, coverage, sighted)
             if want == "accepted" and public.status != "accepted":
                 continue
             if want == "open" and public.status not in ("open", "reopened"):
@@ -332,8 +365,31 @@ def _coverage(session: Session, now: datetime) -> dict[str, Coverage]:
             "finding": Coverage(session, target_kind="finding", at=now)}
 
 
+def _sighted(session: Session, rows: list[Finding]) -> dict[tuple[str, str, str], datetime]:
+    """The sightings of these findings' subjects: (identity, kind, producer) -> when."""
+    identities = sorted({f.identity for f in rows if f.status != "fixed"})
+    out: dict[tuple[str, str, str], datetime] = {}
+    for i in range(0, len(identities), CHUNK):
+        for identity, kind, producer, seen_at in session.connection().execute(select(
+                SIGHTINGS.c.identity, SIGHTINGS.c.kind, SIGHTINGS.c.producer, SIGHTINGS.c.seen_at)
+                .where(SIGHTINGS.c.identity.in_(identities[i:i + CHUNK]))):
+            out[(identity, kind, producer)] = seen_at
+    return out
+
+
+def _last_seen(finding: Finding, sighted: dict[tuple[str, str, str], datetime]) -> datetime:
+    """An open finding was seen whenever a producer that sees it last reported its subject in full."""
+    last = finding.last_seen
+    if finding.status != "fixed":
+        for producer in _producers(finding):
+            at = sighted.get((finding.identity, finding.kind, producer))
+            if at is not None and at > last:
+                last = at
+    return last
+
+
 def _public(finding: Finding, unit_code: str, hostname: str | None, now: datetime,
-            coverage: dict[str, Coverage]) -> FindingPublic:
+            coverage: dict[str, Coverage], sighted: dict[tuple[str, str, str], datetime]) -> FindingPublic:
     status = finding.status
     exception_id = None
     if status != "fixed":
@@ -344,7 +400,8 @@ def _public(finding: Finding, unit_code: str, hostname: str | None, now: datetim
     # An accepted finding is not overdue (assurance model: exceptions).
     overdue = status in ("open", "reopened") and finding.due_at < now
     data = finding.model_dump() | {"unit": unit_code, "hostname": hostname, "status": status, "overdue": overdue,
-                                   "exception_id": exception_id, "sources": _producers(finding)}
+                                   "exception_id": exception_id, "sources": _producers(finding),
+                                   "last_seen": _last_seen(finding, sighted)}
     return FindingPublic.model_validate(data)
 
 
@@ -356,7 +413,7 @@ def get(session: Session, *, scope: Scope, finding_id: int, now: datetime) -> tu
         raise NotFound(f"no finding {finding_id}")
     history = session.scalars(select(FindingEvent).where(FindingEvent.finding_id == finding_id)
                            .order_by(FindingEvent.at, FindingEvent.id)).all()
-    return _public(row[0], row[1], row[2], now, _coverage(session, now)), list(history)
+    return _public(row[0], row[1], row[2], now, _coverage(session, now), _sighted(session, [row[0]])), list(history)
 
 
 def counts(session: Session, *, scope: Scope, filters: FindingFilter, now: datetime) -> dict[str, dict[str, int]]:

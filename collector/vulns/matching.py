@@ -400,6 +400,10 @@ def _vulnerable_rows(session: Session, index: FeedIndex, report: MatchReport, ho
         rows = [{"distro": d, "name": n, "version": v} for d, n, v in vulnerable]
         for i in range(0, len(rows), 5000):
             conn.execute(insert(temp), rows[i:i + 5000])
+        if conn.dialect.name == "postgresql":
+            # Autovacuum never analyzes temporary tables: without statistics the planner guesses their
+            # size and hashes all 15 M package rows instead of looking the few thousand versions up.
+            conn.execute(text("ANALYZE khien_match_vulnerable"))
         # CROSS JOIN fixes SQLite's join order: the few vulnerable versions drive lookups in the
         # covering package index (without it SQLite walks every package row); PostgreSQL reorders
         # CROSS JOINs freely and plans this as a hash join.

@@ -15,6 +15,7 @@ from sqlmodel import select
 from collector.findings import service as findings
 from collector.findings.models import Finding
 from collector.findings.service import Observation, Subject
+from collector.scope import Scope
 from collector.types import utcnow
 from collector.units import service as units
 from collector.vulns import matching
@@ -241,6 +242,47 @@ def test_reconcile_after_the_reopen_window_starts_a_new_generation(db):
     assert [(r.generation, r.status) for r in rows] == [(0, "fixed"), (1, "open")]
     # critical misconfiguration, level unknown (→ exposed column): 72 h
     assert rows[1].due_at - rows[1].first_seen == timedelta(hours=72)
+
+
+def test_last_seen_follows_every_report_without_rewriting_unchanged_rows(db):
+    """A complete report moves the last-seen time of every finding it lists (through one sighting per
+    subject, not an update per finding); a finding gone from the report keeps the last time it was seen;
+    a partial report (``covers``, e.g. a scan of one address) updates the rows it saw."""
+    h.seed_units(db)
+    with db.transaction() as s:
+        unit_id = units.get_by_code(s, code="D1").id
+    subject = Subject(identity="host:41", unit_id=unit_id, host_id=None, level=3)
+    a = Observation(rule="CVE-2026-0001", location="openssl", title="a", finding_class="P2")
+    b = Observation(rule="CVE-2026-0002", location="zlib", title="b", finding_class="P3")
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+    def report(at, observed, producer="feeds", covers=None):
+        with db.transaction() as s:
+            return findings.reconcile(s, kind="vulnerability", producer=producer, observed={subject: observed},
+                                      now=at, proof=lambda *_: {"proof": "gone"}, covers=covers)
+
+    def shown():
+        with db.session() as s:
+            items = findings.list_(s, scope=Scope.everything(), filters=findings.FindingFilter(), now=t0)
+        return {f.rule: (f.status, f.last_seen) for f in items}
+
+    report(t0, [a, b])
+    stored_before = {r.rule: r.last_seen for r in vuln_findings(db)}
+    assert report(t0 + timedelta(days=1), [a, b]).unchanged == 2
+    assert {r.rule: r.last_seen for r in vuln_findings(db)} == stored_before  # no row rewritten
+    day1 = t0 + timedelta(days=1)
+    assert shown() == {"CVE-2026-0001": ("open", day1), "CVE-2026-0002": ("open", day1)}
+    assert report(t0 + timedelta(days=2), [a]).fixed == 1
+    assert shown() == {"CVE-2026-0001": ("open", t0 + timedelta(days=2)),
+                       "CVE-2026-0002": ("fixed", t0 + timedelta(days=1))}  # last seen in the day-1 report
+    with db.session() as s:
+        [row] = [r for r in vuln_findings(db) if r.rule == "CVE-2026-0001"]
+        public, _history = findings.get(s, scope=Scope.everything(), finding_id=row.id, now=t0)
+    assert public.last_seen == t0 + timedelta(days=2)
+    # a partial report by another producer: only the rows it covered move, on the row itself
+    report(t0 + timedelta(days=3), [a], producer="agent", covers=lambda _subject, row: row.location == "openssl")
+    [row] = [r for r in vuln_findings(db) if r.rule == "CVE-2026-0001"]
+    assert row.last_seen == t0 + timedelta(days=3) and row.sources == "agent,feeds"
 
 
 def test_a_reclassified_host_gets_the_deadline_of_its_new_column(db):
