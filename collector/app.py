@@ -31,6 +31,7 @@ from collector.metrics import IngestMetrics
 from collector.ratelimit import RateLimiter
 from collector.scans.routes import router as scans_router
 from collector.scheduler import Jobs
+from collector.scoring.routes import router as scores_router
 from collector.settings import Settings, local_rules_dir
 from collector.units.routes import router as units_router
 from collector.vulns.routes import router as feeds_router
@@ -67,7 +68,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.jobs = Jobs(app.state.db, settings) if settings.scheduler else None
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,
-                   exceptions_router, findings_router, feeds_router, scans_router, attestations_router):
+                   exceptions_router, findings_router, feeds_router, scans_router, scores_router, attestations_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app

@@ -1,5 +1,6 @@
-"""Background jobs (APScheduler): the nightly re-match of every host against the feeds, and the
-scan tick that starts scans of units whose addresses are due, at most ``scan_concurrency`` at once.
+"""Background jobs (APScheduler): the nightly re-match of every host against the feeds, the scan tick
+that starts scans of units whose addresses are due (at most ``scan_concurrency`` at once), and the
+daily score computation, which also freezes the month's snapshot once its snapshot day has ended.
 
 Scans run in their own thread pool, not in APScheduler's, so a long scan never delays the nightly
 match, and a unit is never scanned twice at the same time.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import select
@@ -18,6 +20,8 @@ from collector.db import Database
 from collector.scans import runner
 from collector.scans import service as scans
 from collector.scans.models import ScanPolicy, UnitRange
+from collector.scoring import activity
+from collector.scoring import service as scoring
 from collector.settings import Settings
 from collector.types import utcnow
 from collector.units.models import Unit
@@ -38,6 +42,8 @@ class Jobs:
     def start(self) -> None:
         self.scheduler.add_job(self.nightly_match, "cron", hour=self.settings.match_hour, minute=0,
                                id="nightly-match", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.daily_scores, "cron", hour=self.settings.score_hour, minute=15,
+                               id="daily-scores", max_instances=1, coalesce=True)
         self.scheduler.add_job(self.scan_tick, "interval", seconds=self.settings.scan_tick_s, id="scan-tick",
                                max_instances=1, coalesce=True)
         # Builds the feed index at start (and after imports), then matches hosts ingest deferred.
@@ -53,6 +59,16 @@ class Jobs:
     def nightly_match(self) -> None:
         report = matching.match_all(self.db, now=utcnow())
         log.info("nightly match: %s", report.as_dict())
+
+    def daily_scores(self) -> None:
+        """Yesterday's indicators for every unit, then the monthly snapshot if one is due."""
+        now = utcnow()
+        day = activity.local_day(now) - timedelta(days=1)
+        with self.db.transaction() as session:
+            rows = scoring.store_day(session, day=day, now=now)
+        with self.db.transaction() as session:
+            frozen = scoring.freeze_due(session, now=now)
+        log.info("scores of %s: %d values%s", day, rows, f"; {frozen} snapshot frozen" if frozen else "")
 
     def match_requested(self) -> None:
         """Keep the feed index warm; match the hosts whose inventories changed while it was not."""

@@ -33,6 +33,7 @@ class Settings:
     # Background jobs (APScheduler): nightly feed matching and scheduled network scans.
     scheduler: bool = True
     match_hour: int = 2  # local time (Asia/Ho_Chi_Minh) of the nightly re-match
+    score_hour: int = 1  # local time of the daily score computation (and the monthly freeze)
     match_tick_s: int = 30  # how often hosts whose packages changed before the feed index was ready are matched
     scan_concurrency: int = 2  # at most this many scans run at once
     scan_tick_s: int = 60  # how often the scheduler looks for units with addresses due

@@ -70,6 +70,29 @@ def cmd_score_show(args: argparse.Namespace) -> None:
         print(f"  {ident} {model.indicators[ident].label['vi']:<40} {value:>6}  × {item['weight']:g}")
 
 
+def cmd_ranking(args: argparse.Namespace) -> None:
+    import sys
+    from pathlib import Path
+
+    from collector.scoring import ranking
+    from collector.types import utcnow
+
+    with database(args).session() as session:
+        report = ranking.annual(session, year=args.year, now=utcnow())
+    if args.format == "xlsx":
+        if not args.output:
+            raise UsageError("--format xlsx needs --output FILE.xlsx")
+        Path(args.output).write_bytes(ranking.to_xlsx(report))
+        print(f"written {args.output}", file=sys.stderr)
+        return
+    text = {"table": ranking.to_table, "csv": ranking.to_csv, "json": ranking.to_json}[args.format](report)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"written {args.output}", file=sys.stderr)
+    else:
+        print(text)
+
+
 def register(sub, command: Callable) -> None:
     score = sub.add_parser("score", help="unit information-security assurance score (CS-ATTT)") \
         .add_subparsers(dest="action", required=True)
@@ -81,3 +104,7 @@ def register(sub, command: Callable) -> None:
     p.add_argument("--unit", required=True, help="unit code")
     p.add_argument("--date", help="YYYY-MM-DD (default: yesterday)")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p = command("ranking", cmd_ranking, "the annual ranking per peer group from the year's frozen snapshots")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--format", choices=["table", "csv", "json", "xlsx"], default="table")
+    p.add_argument("--output", help="write to this file (required for xlsx)")

@@ -85,10 +85,17 @@ class HostInfo:
     first_day: date
 
 
-def hosts_at(session: Session, model: ScoringModel, window: Window) -> dict[int, HostInfo]:
-    """Every host enrolled before the end of the day, with its asset weight."""
-    rows = session.execute(select(Host.id, Host.unit_id, Host.security_level, Host.internet_facing, Host.first_seen)
-                           .where(Host.first_seen < window.at))
+def hosts_at(session: Session, model: ScoringModel, window: Window,
+             unit_ids: frozenset[int] | None = None) -> dict[int, HostInfo]:
+    """Every host enrolled before the end of the day (of these units), with its asset weight.
+
+    The indicators only keep rows of the hosts given here, so narrowing them narrows every indicator.
+    """
+    query = (select(Host.id, Host.unit_id, Host.security_level, Host.internet_facing, Host.first_seen)
+             .where(Host.first_seen < window.at))
+    if unit_ids is not None:
+        query = query.where(Host.unit_id.in_(unit_ids))
+    rows = session.execute(query)
     return {hid: HostInfo(unit, model.asset_weight(level=level, internet_facing=bool(exposed)), bool(exposed),
                           first_seen.astimezone(LOCAL_TZ).date())
             for hid, unit, level, exposed, first_seen in rows}

@@ -9,17 +9,20 @@ same day again from the stored history, which must give what was frozen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from collector.attestations import service as attestations
 from collector.bulk import insert_many
-from collector.errors import Conflict, InvalidInput
+from collector.errors import Conflict, InvalidInput, NotFound
+from collector.scope import Scope
 from collector.scoring import indicators
+from collector.scoring.activity import local_day
 from collector.scoring.indicators import Measure, Window
 from collector.scoring.models import ScoreSnapshot, ScoreValue
+from collector.units import service as units
 from collector.units.models import Unit
 from rules.scoring.model import ATTESTED, INDICATORS, ScoringModel, builtin_model
 
@@ -42,18 +45,21 @@ class UnitDay:
         return round(total, 2)
 
 
-def compute(session: Session, *, day: date, model: ScoringModel | None = None) -> dict[int, UnitDay]:
-    """Every unit's indicators as of the end of ``day`` (Asia/Ho_Chi_Minh), from the stored history."""
+def compute(session: Session, *, day: date, model: ScoringModel | None = None,
+            unit_ids: frozenset[int] | None = None) -> dict[int, UnitDay]:
+    """Every unit's (or these units') indicators as of the end of ``day`` (Asia/Ho_Chi_Minh), from the
+    stored history."""
     model = model or builtin_model()
     window = Window.of(day)
-    hosts = indicators.hosts_at(session, model, window)
-    unit_ids = [u for (u,) in session.execute(select(Unit.id))]
-    measures: dict[int, dict[str, Measure]] = {u: {} for u in unit_ids}
+    hosts = indicators.hosts_at(session, model, window, unit_ids)
+    units_q = select(Unit.id) if unit_ids is None else select(Unit.id).where(Unit.id.in_(unit_ids))
+    ids = [u for (u,) in session.execute(units_q)]
+    measures: dict[int, dict[str, Measure]] = {u: {} for u in ids}
     for ident, measure in indicators.MEASURED.items():
         for unit_id, m in measure(session, model, window, hosts).items():
             if unit_id in measures:
                 measures[unit_id][ident] = m
-    attested = attestations.values(session, unit_ids=unit_ids, period=day.year, reviewed_before=window.at)
+    attested = attestations.values(session, unit_ids=ids, period=day.year, reviewed_before=window.at)
     for unit_id, found in measures.items():
         for ident in INDICATORS:
             found.setdefault(ident, Measure())  # A6 (no data source yet) and units without hosts
@@ -119,6 +125,22 @@ def freeze_month(session: Session, *, period: str, now: datetime, model: Scoring
                        _rows(results, period=period, as_of=as_of, frozen_at=now))
 
 
+def freeze_due(session: Session, *, now: datetime, model: ScoringModel | None = None) -> str | None:
+    """Freeze the latest month whose snapshot day has ended, unless it is frozen already (the daily job
+    calls this, so a server that was down on the 15th freezes the month when it comes back)."""
+    model = model or builtin_model()
+    today = local_day(now)
+    as_of = today.replace(day=model.snapshot_day)
+    if indicators.end_of_day(as_of) > now:  # this month's snapshot day has not ended: the previous month
+        as_of = (as_of.replace(day=1) - timedelta(days=1)).replace(day=model.snapshot_day)
+    period = f"{as_of:%Y-%m}"
+    if session.execute(select(func.count()).select_from(ScoreSnapshot)
+                       .where(ScoreSnapshot.period == period)).scalar_one():
+        return None
+    freeze_month(session, period=period, now=now, model=model)
+    return period
+
+
 def recompute_month(session: Session, *, period: str, model: ScoringModel | None = None) -> list[dict]:
     """What the month's snapshot would be if computed now from the stored history (nothing written)."""
     as_of = snapshot_day(period, model)
@@ -128,3 +150,55 @@ def recompute_month(session: Session, *, period: str, model: ScoringModel | None
 def snapshot_rows(session: Session, *, period: str) -> list[ScoreSnapshot]:
     return list(session.scalars(select(ScoreSnapshot).where(ScoreSnapshot.period == period)
                                 .order_by(ScoreSnapshot.unit_id, ScoreSnapshot.indicator)))
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+
+def stored_day(session: Session, *, scope: Scope, day: date, model: ScoringModel | None = None) -> list[dict]:
+    """The stored values of ``day`` for the units in scope: score, grade and each indicator."""
+    model = model or builtin_model()
+    rows = session.execute(select(ScoreValue.unit_id, ScoreValue.indicator, ScoreValue.value,
+                                  ScoreValue.value_without_exceptions, ScoreValue.model_version)
+                           .where(ScoreValue.day == day, scope.where(ScoreValue.unit_id))).all()
+    if not rows:
+        raise NotFound(f"no scores stored for {day}: the daily job stores yesterday's; "
+                       f"`khien score compute --date {day}` computes any past day")
+    by_unit: dict[int, dict[str, tuple[float | None, float | None]]] = {}
+    versions: dict[int, str] = {}
+    for unit_id, ident, value, raw, version in rows:
+        by_unit.setdefault(unit_id, {})[ident] = (value, raw)
+        versions[unit_id] = version
+    info = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(by_unit)))}
+    out = []
+    for unit_id, values in sorted(by_unit.items(), key=lambda kv: info[kv[0]].code):
+        score = _score(model, {i: v for i, (v, _) in values.items()})
+        raw = _score(model, {i: (r if r is not None else v) for i, (v, r) in values.items()})
+        out.append({"unit": info[unit_id].code, "name": info[unit_id].name, "kind": info[unit_id].kind,
+                    "day": day.isoformat(), "model_version": versions[unit_id], "score": score,
+                    "score_without_exceptions": raw, "grade": model.grade_for(score).grade,
+                    "indicators": {i: v for i, (v, _) in sorted(values.items())}})
+    return out
+
+
+def history(session: Session, *, scope: Scope, unit_code: str, start: date, end: date,
+            model: ScoringModel | None = None) -> dict:
+    """A unit's stored daily values between two days: the score and each indicator's trend."""
+    model = model or builtin_model()
+    unit = units.get_by_code(session, code=unit_code)
+    if not scope.all_units and unit.id not in scope.unit_ids:
+        raise NotFound(f"unknown unit code: {unit_code!r}")
+    if end < start or (end - start).days > 800:
+        raise InvalidInput("the period must run forwards and span at most 800 days")
+    rows = session.execute(select(ScoreValue.day, ScoreValue.indicator, ScoreValue.value)
+                           .where(ScoreValue.unit_id == unit.id, ScoreValue.day >= start, ScoreValue.day <= end)
+                           .order_by(ScoreValue.day)).all()
+    days: dict[date, dict[str, float | None]] = {}
+    for day, ident, value in rows:
+        days.setdefault(day, {})[ident] = value
+    return {"unit": unit.code, "from": start.isoformat(), "to": end.isoformat(),
+            "days": [{"day": d.isoformat(), "score": _score(model, v), "indicators": v} for d, v in days.items()]}
+
+
+def _score(model: ScoringModel, values: dict[str, float | None]) -> float:
+    return round(sum(model.indicators[i].weight * (v or 0.0) / 100 for i, v in values.items()
+                     if i in model.indicators), 2)

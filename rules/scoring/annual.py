@@ -44,9 +44,10 @@ class AnnualScore:
 
 def annual_score(model: ScoringModel, *, unit_id: int, months: Sequence[Mapping[str, float | None]],
                  attested: Mapping[str, float | None], adjustments: Iterable[AppliedAdjustment] = (),
-                 overdue_p0_critical_days: float = 0.0) -> AnnualScore:
+                 overdue_p0_critical_days: float = 0.0, min_valid_months: int | None = None) -> AnnualScore:
     """``months``: each monthly snapshot's indicator values (0–100, None when not computable);
-    ``attested``: M1–M3 at the year's last snapshot (0–100)."""
+    ``attested``: M1–M3 at the year's last snapshot (0–100); ``min_valid_months`` overrides the model's
+    (a provisional ranking of a year still running has fewer months to give)."""
     threshold = model.valid_month_min_a1
     valid = [m for m in months if m.get("A1") is not None and m["A1"] >= threshold - 1e-9]
     yearly: dict[str, float | None] = {}
@@ -57,7 +58,7 @@ def annual_score(model: ScoringModel, *, unit_id: int, months: Sequence[Mapping[
         yearly[ident] = attested.get(ident)
     ties = {"overdue_p0_critical_days": overdue_p0_critical_days,
             **{f"mean:{i}": (v if v is not None else 0.0) for i, v in yearly.items()}}
-    if len(valid) < model.min_valid_months:
+    if len(valid) < (model.min_valid_months if min_valid_months is None else min_valid_months):
         return AnnualScore(unit_id=unit_id, score=None, grade=None, valid_months=len(valid), indicators=yearly,
                            points={}, adjustment_points=0.0, tie_values=ties)
     # An indicator with no value (e.g. no internet-facing address for A7, nothing attested) scores 0:

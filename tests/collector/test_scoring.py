@@ -38,8 +38,9 @@ def t(day: int, month: int = 10, hour: int = 3) -> datetime:
 
 
 class World:
-    def __init__(self, db):
-        h.seed_units(db)
+    def __init__(self, db, *, seed: bool = True):
+        if seed:
+            h.seed_units(db)
         self.db = db
         with db.transaction() as s:
             self.d1 = units.get_by_code(s, code="D1").id
@@ -77,7 +78,11 @@ class World:
 
 @pytest.fixture
 def world(db) -> World:
-    w = World(db)
+    return populate(World(db))
+
+
+def populate(w: World) -> World:
+    db = w.db
     with db.transaction() as s:
         # A1 — activity: h1 every day of the window; h2 on 20 days incl. D; h3 since enrolment (5 days)
         for i in range(30):
@@ -241,3 +246,34 @@ def test_an_input_change_before_the_snapshot_day_changes_the_hash(db, world):
     with db.session() as s:
         after = scoring.compute(s, day=D)[world.d1].measures["A3"]
     assert after.value < before.value and after.inputs_hash() != before.inputs_hash()
+
+
+def test_freeze_due_freezes_the_latest_ended_snapshot_day_once(db, world):
+    local = scoring.local_day
+    before_14th_ended = end_of_day(D) - timedelta(minutes=1)  # 14 October, 23:59 local
+    with db.transaction() as s:
+        assert scoring.freeze_due(s, now=before_14th_ended) == "2026-09"  # September's is the latest ended
+    with db.transaction() as s:
+        assert scoring.freeze_due(s, now=end_of_day(D) + timedelta(hours=2)) == "2026-10"
+    with db.transaction() as s:  # a server back after downtime on the 15th still freezes October, once
+        assert scoring.freeze_due(s, now=datetime(2026, 11, 3, tzinfo=UTC)) is None
+    with db.session() as s:
+        assert [r.as_of for r in scoring.snapshot_rows(s, period="2026-10")][:1] == [D]
+    assert local(end_of_day(D)) == D + timedelta(days=1)
+
+
+def test_the_daily_job_stores_yesterday_and_freezes_what_is_due(db, world, tmp_path):
+    import dataclasses
+
+    from collector.scheduler import Jobs
+    from collector.settings import load_settings
+    from collector.types import utcnow
+
+    settings = dataclasses.replace(load_settings(data_dir=tmp_path, database_url=db.url), scheduler=False)
+    Jobs(db, settings).daily_scores()
+    yesterday = scoring.local_day(utcnow()) - timedelta(days=1)
+    with db.session() as s:
+        days = set(s.scalars(select(ScoreValue.day)).all())
+        periods = set(s.scalars(select(ScoreSnapshot.period)).all())
+    assert days == {yesterday} and len(periods) == 1
+

@@ -43,3 +43,35 @@ def test_compute_freeze_and_show(db_url):
     assert_one_line_error(run(db_url, "score", "freeze", "--month", "2099-01"), "has not come yet")
     assert_one_line_error(run(db_url, "score", "compute", "--date", "14/10/2026"), "YYYY-MM-DD")
     assert_one_line_error(run(db_url, "score", "show", "--unit", "NOPE"), "NOPE")
+
+    ranked = run(db_url, "ranking", "--year", "2026", "--format", "json")
+    assert ranked.returncode == 0, ranked.stderr
+    body = json.loads(ranked.stdout)
+    assert body["provisional"] is True and body["periods"] == ["2026-10"]
+    assert [u["unit"] for u in body["units"]] == ["HN-STC"] and body["units"][0]["rank"] == 1
+    assert_one_line_error(run(db_url, "ranking", "--year", "2026", "--format", "xlsx"), "--output")
+    assert_one_line_error(run(db_url, "ranking", "--year", "2024"), "no frozen snapshots for 2024")
+
+
+def test_ranking_xlsx_file(db_url, tmp_path):
+    from openpyxl import load_workbook
+
+    from collector.scoring.models import ScoreSnapshot
+    from rules.scoring.model import INDICATORS
+
+    assert run(db_url, "unit", "add", "HN", "--name", "Hà Nội", "--kind", "province").returncode == 0
+    assert run(db_url, "unit", "add", "X1", "--name", "Xã Một", "--kind", "commune", "--parent", "HN").returncode == 0
+    db = Database(db_url)
+    with db.transaction() as s:
+        unit_id = units.get_by_code(s, code="X1").id
+        for m in range(1, 13):
+            for ident in INDICATORS:
+                s.add(ScoreSnapshot(period=f"2025-{m:02d}", unit_id=unit_id, indicator=ident, as_of=date(2025, m, 14),
+                                    value=72.5, model_version="2026.1", inputs_hash="h",
+                                    frozen_at=datetime(2025, m, 15, tzinfo=UTC)))
+    db.dispose()
+    out = tmp_path / "xep-hang-2025.xlsx"
+    done = run(db_url, "ranking", "--year", "2025", "--format", "xlsx", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    sheet = load_workbook(out)["Xã, phường, đặc khu"]
+    assert [c.value for c in sheet[2]][:5] == [1, "X1", "Xã Một", 72.5, "Khá"]

@@ -1,0 +1,198 @@
+"""The annual ranking: every unit's annual score and grade from the year's frozen snapshots, ranked
+within its peer group (rules.scoring.annual), and its exports (table, CSV, JSON, XLSX).
+
+What is published holds units, grades, ranks and indicator scores only — never hosts, addresses or
+vulnerabilities — so the same report serves the public page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlmodel import Session
+
+from collector.errors import NotFound
+from collector.findings.models import Finding
+from collector.scoring.indicators import VULN_KINDS, end_of_day
+from collector.scoring.models import ScoreSnapshot
+from collector.units.models import Unit
+from rules.scoring.annual import AnnualScore, Ranked, annual_score, rank
+from rules.scoring.model import ATTESTED, INDICATORS, ScoringModel, builtin_model
+
+CRITICAL_CLASSES = ("P0", "P1")
+
+
+@dataclass(frozen=True, slots=True)
+class UnitInfo:
+    code: str
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    year: int
+    provisional: bool  # the year's last snapshot is not frozen yet
+    model: ScoringModel
+    periods: tuple[str, ...]  # the frozen months it is computed from
+    groups: dict[str, list[Ranked]]
+    units: dict[int, UnitInfo]
+
+
+def annual(session: Session, *, year: int, now: datetime, model: ScoringModel | None = None) -> Ranking:
+    """The year's ranking from its frozen monthly snapshots (the current year: provisional)."""
+    model = model or builtin_model()
+    wanted = [f"{year}-{m:02d}" for m in range(1, 13)]
+    rows = session.execute(select(ScoreSnapshot.period, ScoreSnapshot.unit_id, ScoreSnapshot.indicator,
+                                  ScoreSnapshot.value).where(ScoreSnapshot.period.in_(wanted))).all()
+    if not rows:
+        raise NotFound(f"no frozen snapshots for {year}: months are frozen on the {model.snapshot_day}th by the "
+                       f"daily job, or with `khien score freeze --month {year}-MM`")
+    months: dict[int, dict[str, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
+    for period, unit_id, indicator, value in rows:
+        months[unit_id][period][indicator] = value
+    periods = tuple(sorted({r[0] for r in rows}))
+    provisional = f"{year}-12" not in periods
+    # A provisional ranking cannot have 10 valid months yet: allow the same number of invalid months.
+    needed = model.min_valid_months if not provisional else max(1, len(periods) - (12 - model.min_valid_months))
+    overdue_days = overdue_critical_days(session, year=year, now=now)
+    results: list[AnnualScore] = []
+    for unit_id, by_period in months.items():
+        ordered = [by_period[p] for p in sorted(by_period)]
+        last = ordered[-1]
+        results.append(annual_score(model, unit_id=unit_id, months=ordered,
+                                    attested={i: last.get(i) for i in ATTESTED},
+                                    overdue_p0_critical_days=overdue_days.get(unit_id, 0.0),
+                                    min_valid_months=needed))
+    units = {u.id: UnitInfo(u.code, u.name, u.kind) for u in session.scalars(select(Unit))}
+    groups = rank(model, results, kinds={uid: info.kind for uid, info in units.items()})
+    return Ranking(year=year, provisional=provisional, model=model, periods=periods, groups=groups, units=units)
+
+
+def overdue_critical_days(session: Session, *, year: int, now: datetime) -> dict[int, float]:
+    """Per unit, the days P0/P1 vulnerabilities spent overdue within the year (the first tie-break)."""
+    start = end_of_day(date(year - 1, 12, 31))
+    end = min(end_of_day(date(year, 12, 31)), now)
+    f = Finding
+    rows = session.execute(select(f.unit_id, f.due_at, f.fixed_at).where(
+        f.kind.in_(VULN_KINDS), f.finding_class.in_(CRITICAL_CLASSES), f.due_at < end,
+        or_(f.fixed_at.is_(None), and_(f.fixed_at > f.due_at, f.fixed_at > start))))
+    out: dict[int, float] = defaultdict(float)
+    for unit_id, due_at, fixed_at in rows:
+        late_from = max(due_at, start)
+        late_to = min(fixed_at or end, end)
+        if late_to > late_from:
+            out[unit_id] += (late_to - late_from) / timedelta(days=1)
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+# ---- exports -------------------------------------------------------------------------------------
+
+HEADERS_VI = ("Nhóm", "Hạng", "Mã đơn vị", "Tên đơn vị", "Điểm", "Xếp loại", "Số tháng hợp lệ")
+
+
+def _records(report: Ranking) -> list[dict]:
+    out = []
+    for group_id, ranked in report.groups.items():
+        group = report.model.peer_groups[group_id]
+        for r in ranked:
+            info = report.units[r.unit_id]
+            res = r.result
+            band = report.model.grade_for(res.score) if res.score is not None else None
+            out.append({
+                "group": group_id, "group_label": group.label, "rank": r.rank, "unit": info.code, "name": info.name,
+                "score": res.score, "grade": res.grade,
+                "grade_label": (next(b.label for b in report.model.bands if b.grade == res.grade) if res.grade
+                                else report.model.not_enough_data_label),
+                "score_band": band.grade if band else None, "capped_by": res.capped_by,
+                "valid_months": res.valid_months,
+                "indicators": {i: (round(v, 2) if v is not None else None) for i, v in res.indicators.items()}})
+    return out
+
+
+def to_json(report: Ranking) -> str:
+    return json.dumps({"year": report.year, "provisional": report.provisional, "model_version": report.model.version,
+                       "periods": list(report.periods), "units": _records(report)}, ensure_ascii=False, indent=2)
+
+
+def to_csv(report: Ranking) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([*HEADERS_VI, *INDICATORS])
+    for rec in _records(report):
+        writer.writerow([rec["group_label"]["vi"], rec["rank"] or "", rec["unit"], rec["name"],
+                         "" if rec["score"] is None else f"{rec['score']:.2f}", rec["grade_label"]["vi"],
+                         rec["valid_months"], *("" if rec["indicators"][i] is None else f"{rec['indicators'][i]:.2f}"
+                                                for i in INDICATORS)])
+    return "\ufeff" + buf.getvalue()  # the BOM makes Excel read the Vietnamese text as UTF-8
+
+
+def to_table(report: Ranking) -> str:
+    lines = [f"Xếp hạng năm {report.year}{' (tạm tính)' if report.provisional else ''} — "
+             f"{report.model.name['vi']} {report.model.version}; {len(report.periods)} tháng: "
+             f"{', '.join(report.periods)}"]
+    current = None
+    for rec in _records(report):
+        if rec["group"] != current:
+            current = rec["group"]
+            lines.append(f"\n{rec['group_label']['vi']}")
+        score = "—" if rec["score"] is None else f"{rec['score']:6.2f}"
+        lines.append(f"  {rec['rank'] or '-':>3}  {rec['unit']:<16} {rec['name'][:40]:<40} {score:>6}  "
+                     f"{rec['grade_label']['vi']}")
+    return "\n".join(lines)
+
+
+def _sheet_title(label: str) -> str:
+    """Excel refuses \\ / ? * [ ] : in sheet titles and cuts them at 31 characters."""
+    return "".join("-" if ch in '\\/?*[]:' else ch for ch in label)[:31]
+
+
+def to_xlsx(report: Ranking) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    book.remove(book.active)
+    records = _records(report)
+    for group_id, group in report.model.peer_groups.items():
+        sheet = book.create_sheet(title=_sheet_title(group.label["vi"]))
+        sheet.append([*HEADERS_VI[1:], *(f"{i} {report.model.indicators[i].label['vi']}" for i in INDICATORS)])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for rec in (r for r in records if r["group"] == group_id):
+            sheet.append([rec["rank"], rec["unit"], rec["name"], rec["score"], rec["grade_label"]["vi"],
+                          rec["valid_months"], *(rec["indicators"][i] for i in INDICATORS)])
+        for row in sheet.iter_rows(min_row=2):
+            for cell in (row[3], *row[6:]):
+                cell.number_format = "0.00"
+        sheet.freeze_panes = "A2"
+        sheet.column_dimensions["C"].width = 40
+    method = book.create_sheet(title="Phương pháp")
+    method.append(["Mô hình", f"{report.model.name['vi']} — phiên bản {report.model.version}"])
+    method.append(["Năm", report.year])
+    method.append(["Trạng thái", "Tạm tính (chưa đủ 12 kỳ)" if report.provisional else "Chính thức"])
+    method.append(["Các kỳ chốt số liệu", ", ".join(report.periods)])
+    method.append(["Ngày chốt hằng tháng", report.model.snapshot_day])
+    method.append([])
+    method.append(["Chỉ số", "Tên", "Trọng số", "Loại"])
+    for ident in INDICATORS:
+        ind = report.model.indicators[ident]
+        method.append([ident, ind.label["vi"], ind.weight, "đo lường" if ind.kind == "measured" else "tự đánh giá"])
+    method.append([])
+    method.append(["Xếp loại", "Điểm tối thiểu"])
+    for band in report.model.bands:
+        method.append([band.label["vi"], band.min])
+    method.append([report.model.not_enough_data_label["vi"],
+                   f"ít hơn {report.model.min_valid_months} tháng hợp lệ (A1 ≥ {report.model.valid_month_min_a1:g})"])
+    method.append(["Tạo lúc", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")])
+    method.column_dimensions["A"].width = 28
+    method.column_dimensions["B"].width = 60
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

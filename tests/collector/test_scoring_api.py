@@ -1,0 +1,77 @@
+"""The scores API over HTTP: stored day, explanation with the evidence behind lost points, history,
+snapshots and the ranking — each scoped to the caller's units."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from collector.scoring import service as scoring
+from tests.collector import helpers as h
+from tests.collector.test_scoring import NOW, World, populate
+
+D = "2026-10-14"
+
+
+@pytest.fixture
+def world(client, db) -> World:  # the client fixture seeds the units
+    w = populate(World(db, seed=False))
+    with db.transaction() as s:
+        for back in range(3):
+            scoring.store_day(s, day=scoring.date.fromisoformat(D) - timedelta(days=back), now=NOW)
+        scoring.freeze_month(s, period="2026-10", now=NOW)
+    for name, role, unit in (("boss", "admin", None), ("d1", "unit_officer", "D1"), ("d2", "unit_officer", "D2")):
+        h.add_user(db, name, role, unit=unit)
+    return w
+
+
+def get(client, db, user: str, url: str, status: int = 200, **params):
+    resp = client.get(url, params=params, headers={"Authorization": f"Bearer {h.api_token(db, user)}"})
+    assert resp.status_code == status, resp.text
+    return resp.json()
+
+
+def test_stored_day_and_scope(client, db, world):
+    items = get(client, db, "boss", "/api/v1/scores", day=D)["items"]
+    assert [i["unit"] for i in items] == ["D1", "D2", "P"]
+    d1 = items[0]
+    assert d1["indicators"]["A1"] == pytest.approx(56.25) and d1["score"] > d1["score_without_exceptions"]
+    assert [i["unit"] for i in get(client, db, "d2", "/api/v1/scores", day=D)["items"]] == ["D2"]
+    for url in ("/api/v1/scores", "/api/v1/scores/D1/explain", "/api/v1/scores/ranking/2026"):
+        assert client.get(url).status_code == 401
+    missing = get(client, db, "boss", "/api/v1/scores", 404, day="2026-09-01")
+    assert "no scores stored for 2026-09-01" in missing["detail"]
+    assert "YYYY-MM-DD" in get(client, db, "boss", "/api/v1/scores", 422, day="14/10/2026")["detail"]
+
+
+def test_explanation_names_the_hosts_findings_and_checks_behind_lost_points(client, db, world):
+    body = get(client, db, "d1", "/api/v1/scores/D1/explain", day=D)
+    a1, a2, a3 = (body["indicators"][i] for i in ("A1", "A2", "A3"))
+    assert a1["value"] == pytest.approx(56.25) and a1["points_lost"] == pytest.approx(8 * 0.4375, abs=0.01)
+    losing = {p.get("hostname") or p.get("address") for p in a1["losing"]}
+    assert losing == {"h2", "10.0.0.9"}  # h2 reported on 20 of 30 days; the unmanaged address
+    h2 = next(p for p in a1["losing"] if p.get("hostname") == "h2")
+    assert h2["detail"]["days"] == 20 and h2["detail"]["expected"] == 30
+    overdue = {f["rule"]: f for f in a2["overdue_findings"]}
+    assert overdue["CVE-2026-11111"]["hostname"] == "h1" and overdue["CVE-2026-11111"]["overdue_days"] > 20
+    assert a2["value_without_exceptions"] == pytest.approx(6.25) and a2["value"] == pytest.approx(68.75)
+    assert {(c["hostname"], c["check_id"], c["critical"]) for c in a3["failed_checks"]} >= {
+        ("h2", "ssh_lnx_permit_empty_passwords_disabled", True), ("h1", "f1", False)}
+    assert body["score"] == pytest.approx(sum(i["points"] for i in body["indicators"].values()), abs=0.05)
+    # another unit's officer gets the same answer as for a unit that does not exist
+    assert get(client, db, "d2", "/api/v1/scores/D1/explain", 404, day=D)["detail"] == \
+        get(client, db, "d2", "/api/v1/scores/NOPE/explain", 404, day=D)["detail"].replace("NOPE", "D1")
+
+
+def test_history_snapshot_and_ranking(client, db, world):
+    hist = get(client, db, "d1", "/api/v1/scores/D1/history", start="2026-10-01", end=D)
+    assert [d["day"] for d in hist["days"]] == ["2026-10-12", "2026-10-13", "2026-10-14"]
+    assert get(client, db, "d2", "/api/v1/scores/D1/history", 404, end=D)
+    snap = get(client, db, "d2", "/api/v1/scores/snapshots/2026-10")["items"]
+    assert {r["unit_id"] for r in snap} == {world.d2} and len(snap) == 11
+    ranking = get(client, db, "boss", "/api/v1/scores/ranking/2026")
+    assert ranking["provisional"] is True and {u["unit"] for u in ranking["units"]} == {"D1", "D2"}
+    assert "h1" not in str(ranking) and "CVE" not in str(ranking)
+    assert {u["unit"] for u in get(client, db, "d2", "/api/v1/scores/ranking/2026")["units"]} == {"D2"}
+    assert "no frozen snapshots for 2020" in get(client, db, "boss", "/api/v1/scores/ranking/2020", 404)["detail"]
