@@ -1,4 +1,5 @@
-"""``khien demo``: seed a demo province, start the server and enroll an agent on this very machine."""
+"""``khien demo``: seed a demo province (with a synthetic history: ``khien.demo_history``), start the server
+and enroll an agent on this very machine."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from collector.settings import Settings
 from collector.units import service as units
 from collector.units.models import Unit, UnitCreate
 from collector.users import service as users
+from khien.demo_history import seed_history
 from khien.serve import console_url, serve
 
 log = logging.getLogger("khien.demo")
@@ -40,8 +42,12 @@ def seed(db: Database) -> Seeded:
     """Create the demo units and admin (once) and a fresh single-use enrollment token."""
     with db.transaction() as session:
         for data in (PROVINCE, DEPARTMENT):
-            if session.exec(select(Unit).where(Unit.code == data.code)).first() is None:
-                units.create(session, data=data)
+            unit = session.exec(select(Unit).where(Unit.code == data.code)).first()
+            if unit is None:
+                unit = units.create(session, data=data)
+            if not unit.synthetic:
+                unit.synthetic = True  # demo data, shown as such on every page and export
+                session.add(unit)
         password = None
         if users.get_by_username(session, username=ADMIN) is None:
             password = security.new_secret(12)
@@ -59,6 +65,7 @@ def run_demo(settings: Settings, *, seed_only: bool) -> None:
     db = Database(settings.database_url)
     db.upgrade()
     seeded = seed(db)
+    seed_history(db, province_code=PROVINCE.code)  # once: nothing happens when the history exists
     _print_credentials(settings, seeded)
     if seed_only:
         db.dispose()

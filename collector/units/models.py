@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import false
 from sqlmodel import Column, Field, SQLModel
 
 from collector.types import JSONData, UTCDateTime, utcnow
@@ -38,8 +39,11 @@ class Unit(UnitBase, table=True):
     # The detection rules see the effective list as ``@ctx.allowed_ports``.
     allowed_ports: list[int] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+    # Generated demo data (``khien demo``), not a real agency: every page and export says so.
+    synthetic: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class UnitPublic(UnitBase):
     id: int
     parent_id: int | None
+    synthetic: bool = False
