@@ -12,7 +12,14 @@ from collector.findings.models import Finding, FindingEvent, FindingSighting
 from collector.hosts.models import Host, InventoryRow
 from collector.ingest.models import IngestBatch
 from collector.scans.models import ScanAsset, ScanHost, ScanPolicy, ScanPort, ScanRun, UnitRange
-from collector.scoring.models import HostActivity, ScoreSnapshot, ScoreValue
+from collector.scoring.models import (
+    HostActivity,
+    PublishedRanking,
+    ScoreAdjustment,
+    ScoreAppeal,
+    ScoreSnapshot,
+    ScoreValue,
+)
 from collector.units.models import Unit
 from collector.users.models import ApiToken, ConsoleSession, User
 from collector.vulns.models import Feed, KnownExploitedRow, OfficialWarningRow, VulnAffected, VulnRecord
@@ -22,7 +29,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "Agent", "Alert", "ApiToken", "Attestation", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event",
     "EvidenceFile", "Feed", "Finding", "FindingEvent", "FindingSighting", "Host", "HostActivity", "IngestBatch",
-    "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "RiskException", "ScanAsset",
-    "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "ScoreSnapshot", "ScoreValue", "Unit", "UnitRange", "User",
-    "VulnAffected", "VulnRecord", "metadata",
+    "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "PublishedRanking", "RiskException",
+    "ScanAsset", "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "ScoreAdjustment", "ScoreAppeal", "ScoreSnapshot",
+    "ScoreValue", "Unit", "UnitRange", "User", "VulnAffected", "VulnRecord", "metadata",
 ]

@@ -12,19 +12,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from khien.cli_common import UsageError, database, settings_of
+from khien.cli_common import UsageError, acting_user, database, settings_of
 
 ITEM_CHOICES = ("level_approved", "plan_implemented", "rules_and_officer", "independent_assessment", "training",
                 "drill", "soc_coverage", "national_connection")
-
-
-def _actor(session, username: str):
-    from collector.users import service as users
-
-    user = users.get_by_username(session, username=username)
-    if user is None or not user.is_active:
-        raise UsageError(f"unknown user: {username!r}")
-    return user
 
 
 def cmd_attest_submit(args: argparse.Namespace) -> None:
@@ -47,7 +38,7 @@ def cmd_attest_submit(args: argparse.Namespace) -> None:
                 staged.append(evidence.stage(data_dir=settings.data_dir, max_bytes=settings.evidence_max_bytes,
                                              filename=path.name, stream=fh))
         with db.transaction() as session:
-            user = _actor(session, args.by)
+            user = acting_user(session, args.by)
             operator = attestations.Operator(username=user.username)
             now, scope = utcnow(), Scope.everything()
             row = attestations.submit(session, scope=scope, user=operator, unit_code=args.unit, item=args.item,
@@ -70,7 +61,7 @@ def cmd_attest_review(args: argparse.Namespace) -> None:
     from collector.types import utcnow
 
     with database(args).transaction() as session:
-        user = _actor(session, args.by)
+        user = acting_user(session, args.by)
         row = attestations.review(session, attestation_id=args.id, rating=args.rating, comment=args.comment,
                                   reviewer=user.username, reviewer_role=user.role, now=utcnow())
     print(f"attestation {row.id}: {row.item} {row.period} rated {row.rating} ({row.rating_value:g}) "

@@ -36,6 +36,16 @@ def database(args: argparse.Namespace) -> Database:
     return db
 
 
+def acting_user(session, username: str):
+    """The active user named by ``--by``: commands act with their rights and record their name."""
+    from collector.users import service as users
+
+    user = users.get_by_username(session, username=username)
+    if user is None or not user.is_active:
+        raise UsageError(f"unknown user: {username!r}")
+    return user
+
+
 def duration(text: str):
     try:
         return parse_duration(text)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from khien.cli_common import UsageError, database
+from khien.cli_common import UsageError, acting_user, database
 
 
 def _day(text: str | None) -> date:
@@ -93,6 +93,54 @@ def cmd_ranking(args: argparse.Namespace) -> None:
         print(text)
 
 
+def cmd_score_adjust(args: argparse.Namespace) -> None:
+    from collector.scoring import review
+    from collector.types import utcnow
+
+    with database(args).transaction() as session:
+        user = acting_user(session, args.by)
+        row = review.add_adjustment(session, unit_code=args.unit, year=args.year, kind=args.kind, reason=args.reason,
+                                    points=args.points, by=user.username, by_role=user.role, now=utcnow())
+    print(f"adjustment {row.id}: {args.kind} for {args.unit} in {args.year}, approved by {row.approved_by}")
+
+
+def cmd_score_publish(args: argparse.Namespace) -> None:
+    from collector.scoring import review
+    from collector.types import utcnow
+
+    with database(args).transaction() as session:
+        user = acting_user(session, args.by)
+        if args.withdraw:
+            review.unpublish(session, year=args.year, by_role=user.role)
+        else:
+            review.publish(session, year=args.year, by=user.username, by_role=user.role, now=utcnow())
+    print(f"{args.year} ranking {'withdrawn from' if args.withdraw else 'published on'} /public/ranking")
+
+
+def cmd_score_decide(args: argparse.Namespace) -> None:
+    from collector.scoring import review
+    from collector.types import utcnow
+
+    with database(args).transaction() as session:
+        user = acting_user(session, args.by)
+        row = review.decide_appeal(session, appeal_id=args.id, accept=args.accept, decision=args.decision,
+                                   corrected_value=args.value, by=user.username, by_role=user.role, now=utcnow())
+    print(f"appeal {row.id}: {row.status}")
+
+
+def cmd_score_appeals(args: argparse.Namespace) -> None:
+    from collector.scope import Scope
+    from collector.scoring import review
+
+    with database(args).session() as session:
+        rows = review.appeals(session, scope=Scope.everything(), period=args.period, status=args.status)
+    if args.format == "json":
+        print(json.dumps([r.model_dump(mode="json") for r in rows], ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        print(f"{r.id:>5} {r.period} unit {r.unit_id} {r.indicator:<3} {r.status:<9} {r.submitted_by}: {r.reason[:60]}")
+
+
 def register(sub, command: Callable) -> None:
     score = sub.add_parser("score", help="unit information-security assurance score (CS-ATTT)") \
         .add_subparsers(dest="action", required=True)
@@ -104,6 +152,29 @@ def register(sub, command: Callable) -> None:
     p.add_argument("--unit", required=True, help="unit code")
     p.add_argument("--date", help="YYYY-MM-DD (default: yesterday)")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    p = command("adjust", cmd_score_adjust, "grant a bonus or penalty on a unit's annual score", score)
+    p.add_argument("--unit", required=True)
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--kind", required=True, help="incident_from_overdue, incident_unreported, false_evidence, bonus")
+    p.add_argument("--points", type=float, help="a bonus's points")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", required=True, help="the approving administrator (recorded)")
+    p = command("publish", cmd_score_publish, "publish a year's ranking on the public page", score)
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--withdraw", action="store_true")
+    p.add_argument("--by", required=True, help="the administrator (recorded)")
+    p = command("appeals", cmd_score_appeals, "appeals against frozen snapshot values", score)
+    p.add_argument("--period", help="YYYY-MM")
+    p.add_argument("--status", choices=["pending", "accepted", "rejected"])
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p = command("decide", cmd_score_decide, "accept (with the corrected value) or reject an appeal", score)
+    p.add_argument("id", type=int)
+    decision = p.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--accept", action="store_true")
+    decision.add_argument("--reject", dest="accept", action="store_false")
+    p.add_argument("--value", type=float, help="the corrected value (0-100) when accepting")
+    p.add_argument("--decision", required=True, help="why")
+    p.add_argument("--by", required=True, help="the deciding administrator (recorded)")
     p = command("ranking", cmd_ranking, "the annual ranking per peer group from the year's frozen snapshots")
     p.add_argument("--year", type=int, required=True)
     p.add_argument("--format", choices=["table", "csv", "json", "xlsx"], default="table")

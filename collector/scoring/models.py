@@ -64,3 +64,72 @@ class ScoreSnapshot(SQLModel, table=True):
     model_version: str = Field(max_length=32)
     inputs_hash: str = Field(max_length=64)
     frozen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ScoreAdjustment(SQLModel, table=True):
+    """A bonus or penalty on a unit's annual score (the model's adjustments), with why and who approved it."""
+
+    __tablename__ = "score_adjustments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="units.id", index=True)
+    year: int
+    kind: str = Field(max_length=32)  # an id of the model's adjustments
+    points: float | None = None  # a bonus's granted points (others take the model's)
+    reason: str = Field(max_length=2000)
+    approved_by: str = Field(max_length=128)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    revoked_by: str | None = Field(default=None, max_length=128)
+
+
+class ScoreAppeal(SQLModel, table=True):
+    """A unit contesting one frozen indicator value; an accepted appeal is the logged correction (the
+    snapshot row itself is never changed)."""
+
+    __tablename__ = "score_appeals"
+    __table_args__ = (Index("ix_score_appeals_period_unit", "period", "unit_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(max_length=7)
+    unit_id: int = Field(foreign_key="units.id")
+    indicator: str = Field(max_length=8)
+    reason: str = Field(max_length=4000)
+    submitted_by: str = Field(max_length=128)
+    submitted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending | accepted | rejected
+    corrected_value: float | None = None
+    decision: str | None = Field(default=None, max_length=4000)
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class PublishedRanking(SQLModel, table=True):
+    """A year whose ranking an administrator published: the public page shows only these years."""
+
+    __tablename__ = "published_rankings"
+
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    published_by: str = Field(max_length=128)
+    published_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class AdjustmentCreate(SQLModel):
+    unit: str = Field(min_length=1, max_length=64)
+    year: int
+    kind: str = Field(max_length=32)
+    reason: str = Field(max_length=2000)
+    points: float | None = None
+
+
+class AppealCreate(SQLModel):
+    unit: str = Field(min_length=1, max_length=64)
+    period: str = Field(max_length=7)
+    indicator: str = Field(max_length=8)
+    reason: str = Field(max_length=4000)
+
+
+class AppealDecision(SQLModel):
+    accept: bool
+    decision: str = Field(max_length=4000)
+    corrected_value: float | None = None

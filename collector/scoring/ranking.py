@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from collector.errors import NotFound
 from collector.findings.models import Finding
+from collector.scoring import review
 from collector.scoring.indicators import VULN_KINDS, end_of_day
 from collector.scoring.models import ScoreSnapshot
 from collector.units.models import Unit
@@ -33,6 +34,7 @@ class UnitInfo:
     code: str
     name: str
     kind: str
+    synthetic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,11 @@ class Ranking:
     groups: dict[str, list[Ranked]]
     units: dict[int, UnitInfo]
 
+    @property
+    def synthetic(self) -> bool:
+        """Whether any ranked unit is generated demo data (every export then says so)."""
+        return any(self.units[r.unit_id].synthetic for g in self.groups.values() for r in g)
+
 
 def annual(session: Session, *, year: int, now: datetime, model: ScoringModel | None = None) -> Ranking:
     """The year's ranking from its frozen monthly snapshots (the current year: provisional)."""
@@ -54,23 +61,27 @@ def annual(session: Session, *, year: int, now: datetime, model: ScoringModel | 
     if not rows:
         raise NotFound(f"no frozen snapshots for {year}: months are frozen on the {model.snapshot_day}th by the "
                        f"daily job, or with `khien score freeze --month {year}-MM`")
+    # Accepted appeals correct a frozen value here, at use; the snapshot row keeps the original.
+    fixes = review.corrections(session, periods=wanted)
     months: dict[int, dict[str, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
     for period, unit_id, indicator, value in rows:
-        months[unit_id][period][indicator] = value
+        months[unit_id][period][indicator] = fixes.get((period, unit_id, indicator), value)
     periods = tuple(sorted({r[0] for r in rows}))
     provisional = f"{year}-12" not in periods
     # A provisional ranking cannot have 10 valid months yet: allow the same number of invalid months.
     needed = model.min_valid_months if not provisional else max(1, len(periods) - (12 - model.min_valid_months))
     overdue_days = overdue_critical_days(session, year=year, now=now)
+    granted = review.applied(session, year=year)
     results: list[AnnualScore] = []
     for unit_id, by_period in months.items():
         ordered = [by_period[p] for p in sorted(by_period)]
         last = ordered[-1]
         results.append(annual_score(model, unit_id=unit_id, months=ordered,
                                     attested={i: last.get(i) for i in ATTESTED},
+                                    adjustments=granted.get(unit_id, ()),
                                     overdue_p0_critical_days=overdue_days.get(unit_id, 0.0),
                                     min_valid_months=needed))
-    units = {u.id: UnitInfo(u.code, u.name, u.kind) for u in session.scalars(select(Unit))}
+    units = {u.id: UnitInfo(u.code, u.name, u.kind, bool(u.synthetic)) for u in session.scalars(select(Unit))}
     groups = rank(model, results, kinds={uid: info.kind for uid, info in units.items()})
     return Ranking(year=year, provisional=provisional, model=model, periods=periods, groups=groups, units=units)
 
@@ -94,10 +105,12 @@ def overdue_critical_days(session: Session, *, year: int, now: datetime) -> dict
 
 # ---- exports -------------------------------------------------------------------------------------
 
-HEADERS_VI = ("Nhóm", "Hạng", "Mã đơn vị", "Tên đơn vị", "Điểm", "Xếp loại", "Số tháng hợp lệ")
+HEADERS_VI = ("Nhóm", "Hạng", "Mã đơn vị", "Tên đơn vị", "Điểm", "Xếp loại", "Số tháng hợp lệ", "Dữ liệu mô phỏng")
+SYNTHETIC_NOTE = "DỮ LIỆU MÔ PHỎNG — không phải số liệu của cơ quan thật (synthetic demo data)"
 
 
-def _records(report: Ranking) -> list[dict]:
+def records(report: Ranking) -> list[dict]:
+    """One flat record per ranked unit (the shape every export and the public page use)."""
     out = []
     for group_id, ranked in report.groups.items():
         group = report.model.peer_groups[group_id]
@@ -107,6 +120,7 @@ def _records(report: Ranking) -> list[dict]:
             band = report.model.grade_for(res.score) if res.score is not None else None
             out.append({
                 "group": group_id, "group_label": group.label, "rank": r.rank, "unit": info.code, "name": info.name,
+                "synthetic": info.synthetic,
                 "score": res.score, "grade": res.grade,
                 "grade_label": (next(b.label for b in report.model.bands if b.grade == res.grade) if res.grade
                                 else report.model.not_enough_data_label),
@@ -117,28 +131,30 @@ def _records(report: Ranking) -> list[dict]:
 
 
 def to_json(report: Ranking) -> str:
-    return json.dumps({"year": report.year, "provisional": report.provisional, "model_version": report.model.version,
-                       "periods": list(report.periods), "units": _records(report)}, ensure_ascii=False, indent=2)
+    return json.dumps({"year": report.year, "provisional": report.provisional, "synthetic": report.synthetic,
+                       "model_version": report.model.version,
+                       "periods": list(report.periods), "units": records(report)}, ensure_ascii=False, indent=2)
 
 
 def to_csv(report: Ranking) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow([*HEADERS_VI, *INDICATORS])
-    for rec in _records(report):
+    for rec in records(report):
         writer.writerow([rec["group_label"]["vi"], rec["rank"] or "", rec["unit"], rec["name"],
                          "" if rec["score"] is None else f"{rec['score']:.2f}", rec["grade_label"]["vi"],
-                         rec["valid_months"], *("" if rec["indicators"][i] is None else f"{rec['indicators'][i]:.2f}"
-                                                for i in INDICATORS)])
+                         rec["valid_months"], "có" if rec["synthetic"] else "không",
+                         *("" if rec["indicators"][i] is None else f"{rec['indicators'][i]:.2f}" for i in INDICATORS)])
     return "\ufeff" + buf.getvalue()  # the BOM makes Excel read the Vietnamese text as UTF-8
 
 
 def to_table(report: Ranking) -> str:
-    lines = [f"Xếp hạng năm {report.year}{' (tạm tính)' if report.provisional else ''} — "
+    lines = [SYNTHETIC_NOTE] if report.synthetic else []
+    lines += [f"Xếp hạng năm {report.year}{' (tạm tính)' if report.provisional else ''} — "
              f"{report.model.name['vi']} {report.model.version}; {len(report.periods)} tháng: "
              f"{', '.join(report.periods)}"]
     current = None
-    for rec in _records(report):
+    for rec in records(report):
         if rec["group"] != current:
             current = rec["group"]
             lines.append(f"\n{rec['group_label']['vi']}")
@@ -159,21 +175,24 @@ def to_xlsx(report: Ranking) -> bytes:
 
     book = Workbook()
     book.remove(book.active)
-    records = _records(report)
+    rows = records(report)
     for group_id, group in report.model.peer_groups.items():
         sheet = book.create_sheet(title=_sheet_title(group.label["vi"]))
         sheet.append([*HEADERS_VI[1:], *(f"{i} {report.model.indicators[i].label['vi']}" for i in INDICATORS)])
         for cell in sheet[1]:
             cell.font = Font(bold=True)
-        for rec in (r for r in records if r["group"] == group_id):
+        for rec in (r for r in rows if r["group"] == group_id):
             sheet.append([rec["rank"], rec["unit"], rec["name"], rec["score"], rec["grade_label"]["vi"],
-                          rec["valid_months"], *(rec["indicators"][i] for i in INDICATORS)])
+                          rec["valid_months"], "có" if rec["synthetic"] else "không",
+                          *(rec["indicators"][i] for i in INDICATORS)])
         for row in sheet.iter_rows(min_row=2):
-            for cell in (row[3], *row[6:]):
+            for cell in (row[3], *row[7:]):
                 cell.number_format = "0.00"
         sheet.freeze_panes = "A2"
         sheet.column_dimensions["C"].width = 40
     method = book.create_sheet(title="Phương pháp")
+    if report.synthetic:
+        method.append([SYNTHETIC_NOTE])
     method.append(["Mô hình", f"{report.model.name['vi']} — phiên bản {report.model.version}"])
     method.append(["Năm", report.year])
     method.append(["Trạng thái", "Tạm tính (chưa đủ 12 kỳ)" if report.provisional else "Chính thức"])

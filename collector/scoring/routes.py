@@ -9,13 +9,13 @@ from datetime import date, timedelta
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from collector.deps import CallerScope, SessionDep
+from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep
 from collector.errors import InvalidInput
 from collector.scoring import explain as explaining
-from collector.scoring import ranking
+from collector.scoring import goals, ranking, review
 from collector.scoring import service as scoring
 from collector.scoring.activity import local_day
-from collector.scoring.models import ScoreSnapshot
+from collector.scoring.models import AdjustmentCreate, AppealCreate, AppealDecision, ScoreSnapshot
 from collector.types import utcnow
 from collector.units.models import Unit
 
@@ -69,3 +69,65 @@ def unit_history(unit: str, session: SessionDep, scope: CallerScope, start: str 
     last = _day(end)
     first = _day(start) if start else last - timedelta(days=89)
     return scoring.history(session, scope=scope, unit_code=unit, start=first, end=last)
+
+
+# ---- adjustments, appeals, publication ------------------------------------------------------------
+
+@router.get("/adjustments/{year}")
+def list_adjustments(year: int, session: SessionDep, scope: CallerScope) -> dict:
+    return {"items": [r.model_dump() for r in review.adjustments(session, scope=scope, year=year)]}
+
+
+@router.post("/adjustments", status_code=201)
+def add_adjustment(data: AdjustmentCreate, db: DbDep, user: CurrentUser) -> dict:
+    with db.transaction() as session:
+        row = review.add_adjustment(session, unit_code=data.unit, year=data.year, kind=data.kind, reason=data.reason,
+                                    points=data.points, by=user.username, by_role=user.role, now=utcnow())
+        return row.model_dump()
+
+
+@router.post("/adjustments/{adjustment_id}/revoke")
+def revoke_adjustment(adjustment_id: int, db: DbDep, user: CurrentUser) -> dict:
+    with db.transaction() as session:
+        return review.revoke_adjustment(session, adjustment_id=adjustment_id, by=user.username, by_role=user.role,
+                                        now=utcnow()).model_dump()
+
+
+@router.get("/appeals")
+def list_appeals(session: SessionDep, scope: CallerScope, period: str | None = None,
+                 status: str | None = None) -> dict:
+    return {"items": [r.model_dump() for r in review.appeals(session, scope=scope, period=period, status=status)]}
+
+
+@router.post("/appeals", status_code=201)
+def file_appeal(data: AppealCreate, db: DbDep, user: CurrentUser, scope: CallerScope) -> dict:
+    with db.transaction() as session:
+        return review.file_appeal(session, scope=scope, unit_code=data.unit, period=data.period,
+                                  indicator=data.indicator, reason=data.reason, by=user.username, by_role=user.role,
+                                  now=utcnow()).model_dump()
+
+
+@router.post("/appeals/{appeal_id}/decide")
+def decide_appeal(appeal_id: int, data: AppealDecision, db: DbDep, user: CurrentUser) -> dict:
+    with db.transaction() as session:
+        return review.decide_appeal(session, appeal_id=appeal_id, accept=data.accept, decision=data.decision,
+                                    corrected_value=data.corrected_value, by=user.username, by_role=user.role,
+                                    now=utcnow()).model_dump()
+
+
+@router.post("/ranking/{year}/publish", status_code=201)
+def publish_ranking(year: int, db: DbDep, user: CurrentUser) -> dict:
+    with db.transaction() as session:
+        return review.publish(session, year=year, by=user.username, by_role=user.role, now=utcnow()).model_dump()
+
+
+@router.delete("/ranking/{year}/publish", status_code=204)
+def unpublish_ranking(year: int, db: DbDep, user: CurrentUser) -> None:
+    with db.transaction() as session:
+        review.unpublish(session, year=year, by_role=user.role)
+
+
+@router.get("/goals/progress")
+def goals_progress(session: SessionDep, scope: CallerScope, unit: str | None = None, day: str | None = None) -> dict:
+    """The plans' goals: current value, met, trend, projected date — province-wide or for one unit."""
+    return goals.goal_progress(session, scope=scope, today=_day(day), unit_code=unit)

@@ -16,7 +16,7 @@ from collector.hosts.models import Host
 from collector.scoring import ranking
 from collector.scoring.models import ScoreSnapshot
 from collector.units import service as units
-from collector.units.models import UnitCreate
+from collector.units.models import Unit, UnitCreate
 from rules.scoring.model import INDICATORS
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
@@ -108,3 +108,20 @@ def test_exports_carry_vietnamese_text_and_no_host_level_data(db, province):
     everything = ranking.to_json(report) + text + ranking.to_table(report) + json.dumps(method, default=str)
     for secret in ("secret-db-01", "CVE-2025-99999", "openssl"):
         assert secret not in everything
+
+
+def test_synthetic_units_are_marked_in_every_export(db, province):
+    with db.transaction() as s:
+        unit = s.get(Unit, province["XB"])
+        unit.synthetic = True
+        s.add(unit)
+    with db.session() as s:
+        report = ranking.annual(s, year=2025, now=NOW)
+    assert report.synthetic
+    data = json.loads(ranking.to_json(report))
+    assert data["synthetic"] is True and {u["unit"]: u["synthetic"] for u in data["units"]}["XB"] is True
+    assert ranking.to_table(report).startswith("DỮ LIỆU MÔ PHỎNG")
+    rows = list(csv.reader(io.StringIO(ranking.to_csv(report).lstrip("\ufeff"))))
+    assert rows[0][7] == "Dữ liệu mô phỏng" and {r[2]: r[7] for r in rows[1:]}["XB"] == "có"
+    book = load_workbook(io.BytesIO(ranking.to_xlsx(report)))
+    assert book["Phương pháp"]["A1"].value.startswith("DỮ LIỆU MÔ PHỎNG")

@@ -75,3 +75,21 @@ def test_history_snapshot_and_ranking(client, db, world):
     assert "h1" not in str(ranking) and "CVE" not in str(ranking)
     assert {u["unit"] for u in get(client, db, "d2", "/api/v1/scores/ranking/2026")["units"]} == {"D2"}
     assert "no frozen snapshots for 2020" in get(client, db, "boss", "/api/v1/scores/ranking/2020", 404)["detail"]
+
+
+def test_goal_progress_for_the_province_and_a_unit(client, db, world):
+    body = get(client, db, "boss", "/api/v1/scores/goals/progress", day=D)
+    goals = {g["id"]: g for g in body["goals"]}
+    assert body["scope"] == "province" and set(goals) >= {"servers_monitored", "overdue_p0_critical"}
+    monitored = goals["servers_monitored"]
+    # A1 stored for three days: D1 56.25 (h2 reported on too few days), D2 0 (h4 never reported)
+    assert monitored["current"] == pytest.approx((56.25 + 0) / 2) and monitored["points"] == 3
+    assert monitored["met"] is False and monitored["target"] == 100
+    overdue = goals["overdue_p0_critical"]
+    assert overdue["current"] == 2 and overdue["met"] is False  # D1's overdue P1 and D2's overdue P0
+    own = {g["id"]: g for g in get(client, db, "d1", "/api/v1/scores/goals/progress", day=D, unit="D1")["goals"]}
+    assert own["servers_monitored"]["current"] == pytest.approx(56.25) and own["overdue_p0_critical"]["current"] == 1
+    get(client, db, "d2", "/api/v1/scores/goals/progress", 404, day=D, unit="D1")
+    # a unit officer's province view covers only the units it may see
+    mine = {g["id"]: g for g in get(client, db, "d2", "/api/v1/scores/goals/progress", day=D)["goals"]}
+    assert mine["overdue_p0_critical"]["current"] == 1

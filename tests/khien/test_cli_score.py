@@ -75,3 +75,18 @@ def test_ranking_xlsx_file(db_url, tmp_path):
     assert done.returncode == 0, done.stderr
     sheet = load_workbook(out)["Xã, phường, đặc khu"]
     assert [c.value for c in sheet[2]][:5] == [1, "X1", "Xã Một", 72.5, "Khá"]
+    assert run(db_url, "user", "add", "boss", "--role", "admin", "--password-stdin",
+               stdin="correct horse battery staple\n").returncode == 0
+    adjusted = run(db_url, "score", "adjust", "--unit", "X1", "--year", "2025", "--kind", "bonus", "--points", "5",
+                   "--reason", "diễn tập cùng VNCERT/CC", "--by", "boss")
+    assert adjusted.returncode == 0 and "approved by boss" in adjusted.stdout, adjusted.stderr
+    body = json.loads(run(db_url, "ranking", "--year", "2025", "--format", "json").stdout)
+    assert body["units"][0]["score"] == 77.5
+    generous = run(db_url, "score", "adjust", "--unit", "X1", "--year", "2025", "--kind", "bonus", "--points", "9",
+                   "--reason", "far too generous a bonus", "--by", "boss")
+    assert_one_line_error(generous, "between 0 and 5")
+    assert_one_line_error(run(db_url, "score", "publish", "--year", "2025", "--by", "nobody"), "unknown user")
+    assert run(db_url, "score", "publish", "--year", "2025", "--by", "boss").returncode == 0
+    assert_one_line_error(run(db_url, "score", "publish", "--year", "2025", "--by", "boss"), "published already")
+    listed = run(db_url, "score", "appeals", "--format", "json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
