@@ -210,16 +210,18 @@ def _accepted(session: Session, window: Window, in_window, overdue, s) -> tuple[
             unit_id = parents.get(unit_id)
         return seen
 
-    targets = {t for t, *_ in active}
+    by_rule: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
+    for target, scope, unit_id, host_id in active:
+        by_rule[target].append((scope, unit_id, host_id))
     rows = session.execute(select(Finding.host_id, Finding.unit_id, Finding.rule, Finding.finding_class,
                                   case((overdue, s), else_=0), Finding.fixed_at)
-                           .where(in_window, Finding.rule.in_(targets)))
+                           .where(in_window, Finding.rule.in_(list(by_rule))))
     accepted: dict[int, float] = defaultdict(float)
     capped: set[int] = set()
     for host_id, unit_id, rule, cls, late, fixed_at in rows:
         units = chain(unit_id)
-        if not any(t == rule and (sc == "all" or (sc == "host" and h == host_id) or (sc == "unit" and u in units))
-                   for t, sc, u, h in active):
+        if not any(sc == "all" or (sc == "host" and h == host_id) or (sc == "unit" and u in units)
+                   for sc, u, h in by_rule[rule]):
             continue
         accepted[host_id] += float(late or 0)
         if cls in ("P0", "P1") and fixed_at is None:
