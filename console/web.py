@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collector.deps import SESSION_COOKIE
 from console import i18n
 from console.deps import CsrfRejected, LoginRequired, clear_session_cookie, login_url
-from console.routes import auth, hosts, public
+from console.routes import auth, hosts, public, reports
 from console.templating import render
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -57,6 +57,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(auth.router)
     app.include_router(hosts.router)
     app.include_router(public.router)
+    app.include_router(reports.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(LoginRequired, _to_login)
