@@ -29,17 +29,13 @@ Goal (issue): the daily computation under 30 s on this machine, on SQLite and on
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import gc
 import hashlib
-import io
 import json
 import math
 import os
-import pstats
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -57,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import fresh_database, maxrss_mb, phase_mem, profile_text, reset_peak  # noqa: E402
 from collector.attestations import service as attestations  # noqa: E402
 from collector.db import Database  # noqa: E402
 from collector.scoring import indicators, ranking, service  # noqa: E402
@@ -95,29 +92,6 @@ CHECK_CLASS = ("critical_misconfig",) * 15 + ("failed_check",) * 85
 PACKAGES = ("openssl", "openssh", "linux", "glibc", "curl", "nginx", "apache2", "php8.2", "python3.11", "sudo",
             "systemd", "bind9", "samba", "postgresql-15", "mariadb", "libxml2", "zlib", "git", "vim", "perl",
             "tomcat9", "openjdk-17", "nodejs", "exim4", "dnsmasq", "libssh", "gnutls28", "krb5", "cups", "polkit")
-
-
-# ---- memory (as bench/match.py) ------------------------------------------------------------------
-
-def maxrss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return -1.0
-
-
-def reset_peak() -> None:
-    """Reset VmHWM (Linux), so each phase reports its own peak RSS."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")
-
-
-def phase_mem() -> dict[str, float]:
-    return {"rss_mb": _status_mb("VmRSS"), "phase_peak_rss_mb": _status_mb("VmHWM"), "process_maxrss_mb": maxrss_mb()}
 
 
 # ---- driver-level values -------------------------------------------------------------------------
@@ -523,30 +497,6 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---- measuring -----------------------------------------------------------------------------------
-
-def fresh_database(url: str) -> None:
-    if url.startswith("sqlite"):
-        path = Path(url.split("///", 1)[-1])
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        return
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{u.database}"'))
-    admin.dispose()
-
-
-def profile_text(prof: cProfile.Profile, n: int = 45) -> str:
-    buf = io.StringIO()
-    st = pstats.Stats(prof, stream=buf)
-    st.sort_stats("cumulative").print_stats(n)
-    st.sort_stats("tottime").print_stats(25)
-    return buf.getvalue()
-
 
 class StatementLog:
     """The SQL statements run while active (replayed afterwards to time the database's share: the execute
