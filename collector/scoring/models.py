@@ -26,8 +26,20 @@ class HostActivity(SQLModel, table=True):
     day: date = Field(sa_column=Column(Date, nullable=False))
 
 
-class ScoreValue(SQLModel, table=True):
-    """One indicator of one unit as of the end of one day (its own hosts; roll-ups sum num/den)."""
+class IndicatorValue(SQLModel):
+    """What a daily value and a frozen snapshot both record of one indicator of one unit."""
+
+    indicator: str = Field(max_length=8)
+    value: float | None = None  # 0–100; None when nothing could be measured
+    value_without_exceptions: float | None = None  # A2 with accepted findings counted as overdue
+    numerator: float = 0.0
+    denominator: float = 0.0
+    model_version: str = Field(max_length=32)
+    inputs_hash: str = Field(max_length=64)
+
+
+class ScoreValue(IndicatorValue, table=True):
+    """One indicator of one unit as of the end of one day (its own hosts)."""
 
     __tablename__ = "score_values"
     __table_args__ = (UniqueConstraint("unit_id", "day", "indicator", name="uq_score_values_unit_day_indicator"),
@@ -36,17 +48,10 @@ class ScoreValue(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
     unit_id: int = Field(foreign_key="units.id")
     day: date = Field(sa_column=Column(Date, nullable=False))
-    indicator: str = Field(max_length=8)
-    value: float | None = None  # 0–100; None when nothing could be measured
-    value_without_exceptions: float | None = None  # A2 with accepted findings counted as overdue
-    numerator: float = 0.0
-    denominator: float = 0.0
-    model_version: str = Field(max_length=32)
-    inputs_hash: str = Field(max_length=64)
     computed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-class ScoreSnapshot(SQLModel, table=True):
+class ScoreSnapshot(IndicatorValue, table=True):
     """The frozen value of one indicator of one unit for one month (the snapshot day's value)."""
 
     __tablename__ = "score_snapshots"
@@ -55,14 +60,7 @@ class ScoreSnapshot(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
     period: str = Field(max_length=7)  # YYYY-MM
     unit_id: int = Field(foreign_key="units.id", index=True)
-    indicator: str = Field(max_length=8)
     as_of: date = Field(sa_column=Column(Date, nullable=False))
-    value: float | None = None
-    value_without_exceptions: float | None = None
-    numerator: float = 0.0
-    denominator: float = 0.0
-    model_version: str = Field(max_length=32)
-    inputs_hash: str = Field(max_length=64)
     frozen_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
