@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from statistics import fmean
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
@@ -25,6 +26,9 @@ from collector.scoring.models import ScoreSnapshot, ScoreValue
 from collector.units import service as units
 from collector.units.models import Unit
 from rules.scoring.model import ATTESTED, INDICATORS, ScoringModel, builtin_model
+
+# Indicators whose numerator and denominator are asset-weighted sums over hosts: they pool across units.
+POOLED = frozenset({"A1", "A2", "A3", "A4", "A5", "A7"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,29 +159,71 @@ def snapshot_rows(session: Session, *, period: str) -> list[ScoreSnapshot]:
 # ---- reading ---------------------------------------------------------------------------------------
 
 def stored_day(session: Session, *, scope: Scope, day: date, model: ScoringModel | None = None) -> list[dict]:
-    """The stored values of ``day`` for the units in scope: score, grade and each indicator."""
+    """The stored values of ``day`` for the units in scope: score, grade and each indicator; a unit with
+    sub-units also gets the roll-up of its whole subtree (the units in scope)."""
     model = model or builtin_model()
     rows = session.execute(select(ScoreValue.unit_id, ScoreValue.indicator, ScoreValue.value,
-                                  ScoreValue.value_without_exceptions, ScoreValue.model_version)
+                                  ScoreValue.value_without_exceptions, ScoreValue.numerator, ScoreValue.denominator,
+                                  ScoreValue.model_version)
                            .where(ScoreValue.day == day, scope.where(ScoreValue.unit_id))).all()
     if not rows:
         raise NotFound(f"no scores stored for {day}: the daily job stores yesterday's; "
                        f"`khien score compute --date {day}` computes any past day")
-    by_unit: dict[int, dict[str, tuple[float | None, float | None]]] = {}
+    by_unit: dict[int, dict[str, tuple]] = {}
     versions: dict[int, str] = {}
-    for unit_id, ident, value, raw, version in rows:
-        by_unit.setdefault(unit_id, {})[ident] = (value, raw)
+    for unit_id, ident, value, raw, num, den, version in rows:
+        by_unit.setdefault(unit_id, {})[ident] = (value, raw, num, den)
         versions[unit_id] = version
     info = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(by_unit)))}
+    children: dict[int | None, list[int]] = {}
+    for u in info.values():
+        children.setdefault(u.parent_id, []).append(u.id)
     out = []
     for unit_id, values in sorted(by_unit.items(), key=lambda kv: info[kv[0]].code):
-        score = _score(model, {i: v for i, (v, _) in values.items()})
-        raw = _score(model, {i: (r if r is not None else v) for i, (v, r) in values.items()})
-        out.append({"unit": info[unit_id].code, "name": info[unit_id].name, "kind": info[unit_id].kind,
-                    "day": day.isoformat(), "model_version": versions[unit_id], "score": score,
-                    "score_without_exceptions": raw, "grade": model.grade_for(score).grade,
-                    "indicators": {i: v for i, (v, _) in sorted(values.items())}})
+        score = _score(model, {i: v[0] for i, v in values.items()})
+        raw = _score(model, {i: (v[1] if v[1] is not None else v[0]) for i, v in values.items()})
+        item = {"unit": info[unit_id].code, "name": info[unit_id].name, "kind": info[unit_id].kind,
+                "day": day.isoformat(), "model_version": versions[unit_id], "score": score,
+                "score_without_exceptions": raw, "grade": model.grade_for(score).grade,
+                "indicators": {i: v[0] for i, v in sorted(values.items())}}
+        subtree = _subtree(unit_id, children)
+        if len(subtree) > 1:
+            rolled = _rollup(model, [by_unit[u] for u in subtree])
+            item["rollup"] = {"units": len(subtree), "score": _score(model, rolled),
+                              "grade": model.grade_for(_score(model, rolled)).grade, "indicators": rolled}
+        out.append(item)
     return out
+
+
+def _subtree(unit_id: int, children: dict[int | None, list[int]]) -> list[int]:
+    found, stack = [unit_id], [unit_id]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _rollup(model: ScoringModel, units_values: list[dict[str, tuple]]) -> dict[str, float | None]:
+    """A subtree's indicators: the asset-weighted ones as Σ numerator / Σ denominator over every host of
+    the subtree (caps of single units are not carried up); A8 from the pooled alert counts; the others
+    (attested, or fixed values) as the mean of the units that have one."""
+    out: dict[str, float | None] = {}
+    for ident in model.indicators:
+        entries = [v[ident] for v in units_values if ident in v]
+        if ident in POOLED:
+            num, den = sum(e[2] for e in entries), sum(e[3] for e in entries)
+            values = [e[0] for e in entries if e[0] is not None]
+            out[ident] = 100 * num / den if den else (fmean(values) if values else None)
+        elif ident == "A8":
+            shares = model.indicators["A8"].components
+            handled, alerts = sum(e[2] for e in entries), sum(e[3] for e in entries)
+            out[ident] = 100 * (shares["alerts_handled"] * (handled / alerts if alerts else 1.0)
+                                + shares["incidents_reported"])
+        else:
+            values = [e[0] for e in entries if e[0] is not None]
+            out[ident] = fmean(values) if values else None
+    return {k: (round(v, 4) if v is not None else None) for k, v in out.items()}
 
 
 def history(session: Session, *, scope: Scope, unit_code: str, start: date, end: date,

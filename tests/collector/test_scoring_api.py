@@ -93,3 +93,17 @@ def test_goal_progress_for_the_province_and_a_unit(client, db, world):
     # a unit officer's province view covers only the units it may see
     mine = {g["id"]: g for g in get(client, db, "d2", "/api/v1/scores/goals/progress", day=D)["goals"]}
     assert mine["overdue_p0_critical"]["current"] == 1
+
+
+def test_a_parent_unit_sees_the_roll_up_of_its_subtree(client, db, world):
+    items = {i["unit"]: i for i in get(client, db, "boss", "/api/v1/scores", day=D)["items"]}
+    province = items["P"]
+    assert province["indicators"]["A1"] is None and "rollup" not in items["D1"]
+    rolled = province["rollup"]
+    assert rolled["units"] == 3
+    # A1 pooled over every host of the subtree: D1 4.5 of 8, D2 0 of 2.25 (h4 never reported)
+    assert rolled["indicators"]["A1"] == pytest.approx(100 * 4.5 / 10.25, abs=1e-3)
+    # A8 from the pooled alert counts (only D1 has alerts: 3 of 4 handled)
+    assert rolled["indicators"]["A8"] == pytest.approx(87.5)
+    assert rolled["indicators"]["M1"] == pytest.approx(60)  # the mean of the units that attested
+    assert rolled["score"] > province["score"]
