@@ -15,7 +15,7 @@ from pathlib import Path
 from khien.cli_common import UsageError, acting_user, database, settings_of
 
 ITEM_CHOICES = ("level_approved", "plan_implemented", "rules_and_officer", "independent_assessment", "training",
-                "drill", "soc_coverage", "national_connection")
+                "drill", "soc_coverage", "national_connection", "recent_backup", "offline_copy", "restore_test")
 
 
 def cmd_attest_submit(args: argparse.Namespace) -> None:

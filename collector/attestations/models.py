@@ -21,7 +21,8 @@ class Item:
     en: str
 
 
-# The ids are the component names of the M1–M3 indicators in rules/data/scoring/model.yaml.
+# The ids are the component names of the M1–M3 indicators in rules/data/scoring/model.yaml, and of A6
+# (backup and recovery), which has no agent data yet and is attested until it does.
 ITEMS: tuple[Item, ...] = (
     Item("level_approved", "M1", "Hồ sơ đề xuất cấp độ đã được phê duyệt", "Security level approved"),
     Item("plan_implemented", "M1", "Triển khai đầy đủ phương án bảo đảm an toàn theo cấp độ",
@@ -35,6 +36,9 @@ ITEMS: tuple[Item, ...] = (
     Item("soc_coverage", "M3", "Giám sát, bảo vệ chuyên nghiệp (SOC)", "Professional monitoring (SOC) coverage"),
     Item("national_connection", "M3", "Kết nối, chia sẻ thông tin với hệ thống giám sát quốc gia",
          "Connected to the national monitoring system"),
+    Item("recent_backup", "A6", "Sao lưu dữ liệu, hệ thống trong vòng 24 giờ", "Backup within 24 hours"),
+    Item("offline_copy", "A6", "Có bản sao lưu ngoại tuyến hoặc không thể sửa đổi", "Offline or immutable copy"),
+    Item("restore_test", "A6", "Kiểm thử khôi phục từ bản sao lưu trong kỳ", "Restore tested in the period"),
 )
 ITEM_IDS = tuple(i.id for i in ITEMS)
 ITEMS_BY_ID = {i.id: i for i in ITEMS}

@@ -54,7 +54,7 @@ def _attested(session: Session, *, unit_id: int, year: int, model) -> list[dict[
                                .order_by(Attestation.reviewed_at, Attestation.id)):
         latest[row.item] = row
     out = []
-    for ident in ATTESTED:
+    for ident in ("A6", *ATTESTED):
         for item in model.indicators[ident].components:
             row = latest.get(item)
             out.append({"indicator": ident, "item": item, "rating": row.rating if row else None,

@@ -66,8 +66,9 @@ def compute(session: Session, *, day: date, model: ScoringModel | None = None,
     attested = attestations.values(session, unit_ids=ids, period=day.year, reviewed_before=window.at)
     for unit_id, found in measures.items():
         for ident in INDICATORS:
-            found.setdefault(ident, Measure())  # A6 (no data source yet) and units without hosts
-        for ident in ATTESTED:
+            found.setdefault(ident, Measure())  # units without hosts
+        # A6 (backup and recovery) has no agent data yet: the unit attests its components like M1–M3.
+        for ident in (*ATTESTED, "A6"):
             found[ident] = _attested(model, ident, attested.get(unit_id, {}))
     return {u: UnitDay(unit_id=u, day=day, measures=m, model_version=model.version) for u, m in measures.items()}
 

@@ -303,5 +303,9 @@ def test_service_scope_and_roles(db, tmp_path):
         assert (rated.status, rated.rating_value) == ("rated", 1.0)
     with db.session() as s:
         assert s.get(Attestation, row.id).reviewed_at is not None
-    assert set(ITEM_IDS) == {"level_approved", "plan_implemented", "rules_and_officer", "independent_assessment",
-                             "training", "drill", "soc_coverage", "national_connection"}
+    # the items are exactly the components the scoring model reads from attestations (M1–M3, and A6 until
+    # agents report backups)
+    from rules.scoring.model import builtin_model
+
+    model = builtin_model()
+    assert set(ITEM_IDS) == {c for i in ("A6", "M1", "M2", "M3") for c in model.indicators[i].components}

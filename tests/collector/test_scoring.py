@@ -150,9 +150,12 @@ def populate(w: World) -> World:
                     dedupe_key="deface", first_seen=t(7), last_seen=t(7), created_at=t(7), updated_at=t(7)))
         # M1 — level approved Đạt (1), plan implemented Đạt một phần (0.5), rules/officer not rated → 60;
         # a 2025 rating does not count in 2026
+        # A6 — attested until agents report backups: offline copy Đạt (0.3), restore test Đạt một phần (0.15)
         for item, rating, value, period in (("level_approved", "dat", 1.0, 2026),
                                             ("plan_implemented", "dat_mot_phan", 0.5, 2026),
-                                            ("rules_and_officer", "dat", 1.0, 2025)):
+                                            ("rules_and_officer", "dat", 1.0, 2025),
+                                            ("offline_copy", "dat", 1.0, 2026),
+                                            ("restore_test", "dat_mot_phan", 0.5, 2026)):
             s.add(Attestation(unit_id=w.d1, item=item, period=period, status="rated", submitted_by="officer",
                               submitted_at=t(1), rating=rating, rating_value=value, reviewed_by="admin",
                               reviewed_at=t(2)))
@@ -179,7 +182,7 @@ def test_indicators_of_a_day_from_stored_history(db, world):
     assert d1["A4"].value == pytest.approx(100 * 3.25 / 6)
     # A5: (2.5 × 1 + 1.5 × 0.3 + 2 × 0.3) / 6
     assert d1["A5"].value == pytest.approx(100 * 3.55 / 6)
-    assert d1["A6"].value is None  # no data source yet
+    assert d1["A6"].value == pytest.approx(45) and d2["A6"].value is None  # attested; D2 attested nothing
     # A7: h2 100 − 20 − 10 − 30; D2's h4 exposes nothing → 100
     assert d1["A7"].value == pytest.approx(40) and d2["A7"].value == 100
     # A8: 0.5 × 3/4 + 0.5 × 1 (no incident on record)
