@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
 from bench.common import fresh_database, maxrss_mb, phase_mem, profile_text, reset_peak  # noqa: E402
 from collector.attestations import service as attestations  # noqa: E402
 from collector.db import Database  # noqa: E402
-from collector.scoring import indicators, ranking, service  # noqa: E402
+from collector.scoring import immutable, indicators, ranking, service  # noqa: E402
 from collector.scoring.activity import LOCAL_TZ  # noqa: E402
 from collector.scoring.models import ScoreSnapshot  # noqa: E402
 from rules.scoring.model import ATTESTED, INDICATORS, builtin_model  # noqa: E402
@@ -644,7 +644,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     out["store_day_rows"] = phase("store_day", store)
 
-    with db.transaction() as s:  # --reuse: the month was frozen by the earlier run
+    with db.transaction() as s, immutable.suspended(s.connection()):  # --reuse: the earlier run froze it
         s.execute(delete(ScoreSnapshot).where(ScoreSnapshot.period == FREEZE_PERIOD))
 
     def freeze() -> int:

@@ -280,3 +280,25 @@ def test_the_daily_job_stores_yesterday_and_freezes_what_is_due(db, world, tmp_p
         periods = set(s.scalars(select(ScoreSnapshot.period)).all())
     assert days == {yesterday} and len(periods) == 1
 
+
+
+def test_the_database_itself_refuses_to_change_a_frozen_snapshot(db, world):
+    from sqlalchemy import delete, update
+    from sqlalchemy.exc import DatabaseError
+
+    from collector.scoring import immutable
+
+    with db.transaction() as s:
+        scoring.freeze_month(s, period="2026-10", now=NOW)
+    for statement in (update(ScoreSnapshot).values(value=100.0), delete(ScoreSnapshot)):
+        with pytest.raises(DatabaseError, match="immutable once frozen"), db.transaction() as s:
+            s.execute(statement)
+    with db.session() as s:
+        assert len(scoring.snapshot_rows(s, period="2026-10")) == 3 * 11
+    # maintenance may lift it for one transaction; it is back afterwards
+    with db.transaction() as s, immutable.suspended(s.connection()):
+        s.execute(delete(ScoreSnapshot).where(ScoreSnapshot.unit_id == world.p))
+    with pytest.raises(DatabaseError, match="immutable once frozen"), db.transaction() as s:
+        s.execute(delete(ScoreSnapshot))
+    with db.session() as s:
+        assert len(scoring.snapshot_rows(s, period="2026-10")) == 2 * 11
