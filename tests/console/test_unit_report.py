@@ -50,3 +50,16 @@ def test_another_units_officer_sees_no_report(client, db, world):
     assert viewer.get("/reports/D1/2025").status_code == 404  # as for a unit that does not exist
     assert viewer.get("/reports/NOPE/2025").status_code == 404
     assert viewer.get("/reports/D2/2025").status_code == 200
+
+
+def test_the_report_as_pdf(client, db, world):
+    freeze_year(db, 2025, {"D1": 88})
+    viewer = h.logged_in(client, "officer1")
+    pdf = viewer.get("/reports/D1/2025.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == 'attachment; filename="bao-cao-attt-D1-2025.pdf"'
+    body = pdf.content
+    assert body.startswith(b"%PDF-") and body.rstrip().endswith(b"%%EOF") and len(body) > 5000
+    assert b"DejaVu" in body  # the Unicode font is embedded (Vietnamese diacritics need it)
+    assert 'href="/reports/D1/2025.pdf"' in viewer.get("/reports/D1/2025").text
+    assert viewer.get("/reports/D2/2025.pdf").status_code == 404  # another unit's report
