@@ -50,9 +50,11 @@ def hosts_page(request: Request, viewer: ViewerDep, session: SessionDep, setting
     stale_after, now = timedelta(seconds=settings.stale_after_s), utcnow()
     lines = [HostLine(host, code, hosts.is_stale(host, stale_after=stale_after, now=now))
              for host, code in rows[:PAGE_SIZE]]
+    in_scope = units.list_(session, scope=viewer.scope)
     return render(request, "hosts.html", {
         "viewer": viewer, "lines": lines, "unit": unit_code, "page": page,
-        "has_next": len(rows) > PAGE_SIZE, "units": units.list_(session, scope=viewer.scope),
+        "has_next": len(rows) > PAGE_SIZE, "units": in_scope,
+        "synthetic_units": {u.code for u in in_scope if u.synthetic},
     })
 
 
@@ -72,6 +74,7 @@ def host_page(request: Request, host_id: int, viewer: ViewerDep, session: Sessio
     return render(request, "host.html", {
         "viewer": viewer, "host": host, "unit_code": unit_code, "stale": stale,
         "sections": sections, "changes": changes,
+        "synthetic": units.get_by_code(session, code=unit_code).synthetic,
     })
 
 

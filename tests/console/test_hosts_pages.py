@@ -67,3 +67,20 @@ def test_agent_supplied_markup_is_escaped_everywhere(admin, world):
     host_page = admin.get(f"/hosts/{world.hostile}").text
     assert "<img src=x" not in host_page
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in host_page
+
+
+def test_synthetic_units_hosts_are_marked(client, db, world):
+    from collector.units import service as units
+
+    with db.transaction() as s:
+        unit = units.get_by_code(s, code="D2")
+        unit.synthetic = True
+        s.add(unit)
+    viewer = h.logged_in(client, "admin")
+    listing = viewer.get("/hosts").text
+    row = listing[listing.index("db02.d2.gov.vn"):]
+    assert "dữ liệu mô phỏng" in row[:row.index("</tr>")]
+    other = listing[listing.index("web01.d1.gov.vn"):]
+    assert "dữ liệu mô phỏng" not in other[:other.index("</tr>")]
+    assert "Dữ liệu mô phỏng" in viewer.get(f"/hosts/{world.db02}").text
+    assert "Dữ liệu mô phỏng" not in viewer.get(f"/hosts/{world.web01}").text
