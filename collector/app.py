@@ -25,6 +25,7 @@ from collector.errors import DatabaseUnavailable, KhienError, RateLimited
 from collector.exceptions.routes import router as exceptions_router
 from collector.findings.routes import router as findings_router
 from collector.hosts.routes import router as hosts_router
+from collector.incidents.routes import router as incidents_router
 from collector.ingest.routes import router as ingest_router
 from collector.ingest.worker import IngestWorkers
 from collector.metrics import IngestMetrics
@@ -68,7 +69,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.jobs = Jobs(app.state.db, settings) if settings.scheduler else None
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,
-                   exceptions_router, findings_router, feeds_router, scans_router, scores_router, attestations_router):
+                   exceptions_router, findings_router, feeds_router, scans_router, scores_router, incidents_router,
+                   attestations_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app

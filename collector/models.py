@@ -10,6 +10,7 @@ from collector.events.models import Event
 from collector.exceptions.models import RiskException
 from collector.findings.models import Finding, FindingEvent, FindingSighting
 from collector.hosts.models import Host, InventoryRow
+from collector.incidents.models import Incident
 from collector.ingest.models import IngestBatch
 from collector.scans.models import ScanAsset, ScanHost, ScanPolicy, ScanPort, ScanRun, UnitRange
 from collector.scoring.models import (
@@ -28,8 +29,8 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Agent", "Alert", "ApiToken", "Attestation", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event",
-    "EvidenceFile", "Feed", "Finding", "FindingEvent", "FindingSighting", "Host", "HostActivity", "IngestBatch",
-    "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "PublishedRanking", "RiskException",
-    "ScanAsset", "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "ScoreAdjustment", "ScoreAppeal", "ScoreSnapshot",
-    "ScoreValue", "Unit", "UnitRange", "User", "VulnAffected", "VulnRecord", "metadata",
+    "EvidenceFile", "Feed", "Finding", "FindingEvent", "FindingSighting", "Host", "HostActivity", "Incident",
+    "IngestBatch", "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "PublishedRanking",
+    "RiskException", "ScanAsset", "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "ScoreAdjustment", "ScoreAppeal",
+    "ScoreSnapshot", "ScoreValue", "Unit", "UnitRange", "User", "VulnAffected", "VulnRecord", "metadata",
 ]

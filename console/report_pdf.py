@@ -53,8 +53,21 @@ def render_pdf(data: dict[str, Any], *, lang: str) -> bytes:
     rows += [[a["indicator"], a["item"], a["label"][lang] if a["label"] else _("not rated"), a["comment"] or ""]
              for a in data["attested"]]
     _table(pdf, rows, widths=(14, 50, 36, 90))
-    _line(pdf, 6, _("Incidents: the incident register comes with the console's incident workflow; "
-                           "none is recorded here."))
+    pdf.set_font("DejaVu", "B", 10)
+    _line(pdf, 6, _("Incidents"))
+    pdf.set_font("DejaVu", "", 10)
+    if not data["incidents"]:
+        _line(pdf, 6, _("No incident was recorded this year."))
+    else:
+        rows = [[_("Incident"), _("Detected"), _("Initial notice"), _("Full report"), _("Reported on time")]]
+        for item in data["incidents"]:
+            i = item["incident"]
+            when = [f"{i18n.to_vietnam_time(t):%Y-%m-%d %H:%M}" if t else "—"
+                    for t in (i.detected_at, i.initial_report_at, i.full_report_at)]
+            verdict = "—" if item["on_time"] is None else _("yes") if item["on_time"] else _("no")
+            title = i.title + (f" ({_('serious')})" if i.severity == "serious" else "")
+            rows.append([title, *when, verdict])
+        _table(pdf, rows, widths=(62, 32, 32, 32, 32))
 
     _heading(pdf, _("3. Assurance score"))
     score = data["score"]

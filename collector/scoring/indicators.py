@@ -25,6 +25,8 @@ from collector.compliance.models import CheckResultRow
 from collector.exceptions.models import RiskException
 from collector.findings.models import Finding
 from collector.hosts.models import Host
+from collector.incidents.models import Incident
+from collector.incidents.service import on_time
 from collector.scans.models import ScanAsset
 from collector.scoring.activity import LOCAL_TZ
 from collector.scoring.models import HostActivity
@@ -340,16 +342,26 @@ def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
         .where(Alert.severity.in_(("high", "critical")), Alert.created_at >= window.start,
                Alert.created_at < window.at).group_by(Alert.unit_id))
     counts = {unit_id: (int(n), int(handled or 0)) for unit_id, n, handled in rows}
+    p = model.indicators["A8"].params
+    # Serious incidents detected in the window, reported on time as of the end of the day (few rows).
+    reported: dict[int, list[bool]] = defaultdict(list)
+    for incident in session.scalars(select(Incident).where(Incident.detected_at >= window.start,
+                                                           Incident.detected_at < window.at)):
+        verdict = on_time(incident, at=window.at, initial_hours=p["initial_report_hours"],
+                          full_hours=p["full_report_hours"])
+        if verdict is not None:
+            reported[incident.unit_id].append(verdict)
     out: dict[int, Measure] = {}
-    for unit_id in {i.unit_id for i in hosts.values()} | set(counts):
+    for unit_id in {i.unit_id for i in hosts.values()} | set(counts) | set(reported):
         n, handled = counts.get(unit_id, (0, 0))
         alerts_share = handled / n if n else 1.0
-        # Incidents and their reporting times arrive with the console's incident workflow; until then no
-        # incident is on record, so none was reported late.
-        incidents_share = 1.0
+        verdicts = reported.get(unit_id, [])
+        incidents_share = sum(verdicts) / len(verdicts) if verdicts else 1.0  # none to report: none late
         value = 100 * (shares["alerts_handled"] * alerts_share + shares["incidents_reported"] * incidents_share)
         out[unit_id] = Measure(numerator=handled, denominator=n, value=value,
-                               parts=[("alerts", float(n), alerts_share, {"handled": handled})])
+                               parts=[("alerts", float(n), alerts_share, {"handled": handled}),
+                                      ("incidents", float(len(verdicts)), incidents_share,
+                                       {"serious": len(verdicts), "on_time": sum(verdicts)})])
     return out
 
 

@@ -18,9 +18,10 @@ from collector.attestations.models import Attestation
 from collector.errors import NotFound
 from collector.findings.models import Finding
 from collector.hosts.models import Host
+from collector.incidents import service as incidents
 from collector.scope import Scope
 from collector.scoring import goals, ranking
-from collector.scoring.activity import local_day
+from collector.scoring.activity import LOCAL_TZ, local_day
 from collector.scoring.indicators import VULN_KINDS
 from collector.units import service as units
 from rules.scoring.model import ATTESTED, builtin_model
@@ -41,6 +42,7 @@ def annual_report(session: Session, *, scope: Scope, unit_code: str, year: int, 
     score = _score(session, unit_id=unit.id, year=year, now=now)
     return {"unit": unit, "year": year, "model": model, "systems": systems, "attested": attested,
             "score": score, "overdue": _overdue(session, unit_id=unit.id, now=now),
+            "incidents": _incidents(session, scope=scope, unit_id=unit.id, year=year, now=now, model=model),
             "goals": goals.goal_progress(session, scope=scope, today=min(local_day(now), date(year, 12, 31)),
                                          unit_code=unit.code)["goals"],
             "generated_at": now}
@@ -61,6 +63,16 @@ def _attested(session: Session, *, unit_id: int, year: int, model) -> list[dict[
                         "label": model.rating_labels[row.rating] if row else None,
                         "comment": row.review_comment if row else None})
     return out
+
+
+def _incidents(session: Session, *, scope: Scope, unit_id: int, year: int, now: datetime, model) -> list[dict]:
+    """The year's incidents with whether each serious one was reported on time (the model's A8 hours)."""
+    p = model.indicators["A8"].params
+    start = datetime(year, 1, 1, tzinfo=LOCAL_TZ)
+    rows = incidents.list_(session, scope=scope, unit_id=unit_id, since=start,
+                           until=datetime(year + 1, 1, 1, tzinfo=LOCAL_TZ))
+    return [{"incident": row, "on_time": incidents.on_time(row, at=now, initial_hours=p["initial_report_hours"],
+                                                          full_hours=p["full_report_hours"])} for row in rows]
 
 
 def _score(session: Session, *, unit_id: int, year: int, now: datetime) -> dict[str, Any] | None:

@@ -36,7 +36,7 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "A5": ("forwarding_hours", "ntp_max_offset_s"),
     "A6": ("backup_max_age_hours",),
     "A7": ("risky_service", "ssh_password", "weak_tls", "vulnerable_web", "defacement"),
-    "A8": ("acknowledge_hours",),
+    "A8": ("acknowledge_hours", "initial_report_hours", "full_report_hours"),
 }
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "A5": ("audit", "forwarding", "retention", "ntp"),

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from collector.attestations.models import Attestation
 from collector.findings.models import Finding
+from collector.incidents.models import Incident
 from collector.types import utcnow
 from collector.units import service as units
 from tests.console import helpers as h
@@ -25,6 +26,9 @@ def test_the_report_of_a_unit_for_a_year(client, db, world):
                       rule="CVE-2025-1234", location="openssl", dedupe_key="k1", title="t", finding_class="P1",
                       first_seen=now - timedelta(days=40), last_seen=now, clock_start=now - timedelta(days=40),
                       due_at=now - timedelta(days=10)))
+        s.add(Incident(unit_id=d1, title="Tấn công thay đổi giao diện cổng thông tin", severity="serious",
+                       detected_at=datetime(2025, 6, 2, 1, tzinfo=UTC), recorded_by="officer1",
+                       initial_report_at=datetime(2025, 6, 3, 9, tzinfo=UTC), created_at=now))
     viewer = h.logged_in(client, "officer1")
     page = viewer.get("/reports/D1/2025")
     assert page.status_code == 200, page.text
@@ -34,6 +38,8 @@ def test_the_report_of_a_unit_for_a_year(client, db, world):
     assert "88.00" in text and "Tốt" in text and "Hạng 1 / 2" in text
     assert "CVE-2025-1234 openssl" in text and "web01.d1.gov.vn" in text and "P1: 1" in text
     assert "Mục tiêu kế hoạch" in text
+    incidents = text[text.index("Tấn công thay đổi giao diện cổng thông tin"):]
+    assert "nghiêm trọng" in incidents[:400] and "<td>không</td>" in incidents[:1200]  # notice after 32 h
     assert "onerror" not in text  # the hostile host of D1 is not in this report's findings, and would be escaped
     english = viewer.get("/reports/D1/2025?lang=en").text
     assert "Annual information-security report 2025" in english and "Partly met" in english

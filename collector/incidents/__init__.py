@@ -1,0 +1,1 @@
+"""Security incidents a unit records and reports to the authorities (A8's reporting half)."""
