@@ -343,10 +343,12 @@ def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
                Alert.created_at < window.at).group_by(Alert.unit_id))
     counts = {unit_id: (int(n), int(handled or 0)) for unit_id, n, handled in rows}
     p = model.indicators["A8"].params
-    # Serious incidents detected in the window, reported on time as of the end of the day (few rows).
+    # Serious incidents detected in the window and on record by the end of the day (a month recomputed
+    # later sees what was known then), reported on time as of the end of the day (few rows).
     reported: dict[int, list[bool]] = defaultdict(list)
     for incident in session.scalars(select(Incident).where(Incident.detected_at >= window.start,
-                                                           Incident.detected_at < window.at)):
+                                                           Incident.detected_at < window.at,
+                                                           Incident.created_at < window.at)):
         verdict = on_time(incident, at=window.at, initial_hours=p["initial_report_hours"],
                           full_hours=p["full_report_hours"])
         if verdict is not None:

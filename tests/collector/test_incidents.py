@@ -18,9 +18,10 @@ from tests.collector.test_scoring import NOW, D, World, populate
 ALL = Scope.everything()
 
 
-def create(db, *, unit="D1", severity="serious", detected, initial=None, full=None, scope=ALL, role="admin"):
+def create(db, *, unit="D1", severity="serious", detected, initial=None, full=None, scope=ALL, role="admin",
+           now=NOW):
     with db.transaction() as s:
-        return incidents.record(s, scope=scope, by="boss", by_role=role, now=NOW, data=IncidentCreate(
+        return incidents.record(s, scope=scope, by="boss", by_role=role, now=now, data=IncidentCreate(
             unit=unit, title="Web defacement of the portal", severity=severity, detected_at=detected,
             initial_report_at=initial, full_report_at=full))
 
@@ -29,14 +30,16 @@ def test_a8_counts_serious_incidents_reported_on_time(db):
     world = populate(World(db))
     end = end_of_day(D)
     day = timedelta(days=1)
+    recorded = end - timedelta(hours=1)  # on record before the end of D (one recorded after is below)
     create(db, detected=end - 10 * day, initial=end - 10 * day + timedelta(hours=5),
-           full=end - 10 * day + timedelta(hours=60))  # on time
+           full=end - 10 * day + timedelta(hours=60), now=recorded)  # on time
     create(db, detected=end - 8 * day, initial=end - 8 * day + timedelta(hours=30),
-           full=end - 8 * day + timedelta(hours=40))  # initial notice after 30 h: late
-    create(db, detected=end - 5 * day)  # never reported, both deadlines passed: late
-    create(db, detected=end - timedelta(hours=2))  # nothing due yet: on time so far
-    create(db, severity="normal", detected=end - 3 * day)  # not reportable: not counted
+           full=end - 8 * day + timedelta(hours=40), now=recorded)  # initial notice after 30 h: late
+    create(db, detected=end - 5 * day, now=recorded)  # never reported, both deadlines passed: late
+    create(db, detected=end - timedelta(hours=2), now=recorded)  # nothing due yet: on time so far
+    create(db, severity="normal", detected=end - 3 * day, now=recorded)  # not reportable: not counted
     create(db, detected=end + day)  # after D: not in the window
+    create(db, detected=end - 6 * day)  # recorded only after D: not what D's value knew
     with db.session() as s:
         a8 = scoring.compute(s, day=D)[world.d1].measures["A8"]
     # alerts 3/4 handled (0.5 × 0.75) + incidents 2 of 4 on time (0.5 × 0.5)
