@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 
-from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlmodel import Session
 
 from collector.alerts.models import Alert
@@ -55,12 +55,17 @@ class Window:
     at: datetime  # end of the day (exclusive)
     start: datetime  # WINDOW_DAYS earlier
     first_day: date
+    units: frozenset[int] | None = None  # only these units (one unit's explanation), None: all
 
     @classmethod
-    def of(cls, day: date) -> Window:
+    def of(cls, day: date, units: frozenset[int] | None = None) -> Window:
         at = end_of_day(day)
         return cls(day=day, at=at, start=at - timedelta(days=WINDOW_DAYS),
-                   first_day=day - timedelta(days=WINDOW_DAYS - 1))
+                   first_day=day - timedelta(days=WINDOW_DAYS - 1), units=units)
+
+    def only(self, unit_column) -> ColumnElement[bool]:
+        """The SQL condition keeping this window's units (every query filters, so one unit costs little)."""
+        return true() if self.units is None else unit_column.in_(self.units)
 
 
 @dataclass(slots=True)
@@ -87,17 +92,10 @@ class HostInfo:
     first_day: date
 
 
-def hosts_at(session: Session, model: ScoringModel, window: Window,
-             unit_ids: frozenset[int] | None = None) -> dict[int, HostInfo]:
-    """Every host enrolled before the end of the day (of these units), with its asset weight.
-
-    The indicators only keep rows of the hosts given here, so narrowing them narrows every indicator.
-    """
-    query = (select(Host.id, Host.unit_id, Host.security_level, Host.internet_facing, Host.first_seen)
-             .where(Host.first_seen < window.at))
-    if unit_ids is not None:
-        query = query.where(Host.unit_id.in_(unit_ids))
-    rows = session.execute(query)
+def hosts_at(session: Session, model: ScoringModel, window: Window) -> dict[int, HostInfo]:
+    """Every host of the window's units enrolled before the end of the day, with its asset weight."""
+    rows = session.execute(select(Host.id, Host.unit_id, Host.security_level, Host.internet_facing,
+                                  Host.first_seen).where(Host.first_seen < window.at, window.only(Host.unit_id)))
     return {hid: HostInfo(unit, model.asset_weight(level=level, internet_facing=bool(exposed)), bool(exposed),
                           first_seen.astimezone(LOCAL_TZ).date())
             for hid, unit, level, exposed, first_seen in rows}
@@ -119,7 +117,8 @@ def a1(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     p = model.indicators["A1"].params
     rows = session.execute(
         select(HostActivity.host_id, func.count(), func.max(HostActivity.day))
-        .where(HostActivity.day >= window.first_day, HostActivity.day <= window.day)
+        .where(HostActivity.day >= window.first_day, HostActivity.day <= window.day,
+               window.only(HostActivity.unit_id))
         .group_by(HostActivity.host_id))
     reported = {hid: (days, last) for hid, days, last in rows}
     parts: dict[int, list[tuple]] = defaultdict(list)
@@ -133,7 +132,8 @@ def a1(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     if p["include_unmanaged"]:
         # Addresses scans saw answering that no agent reports: servers the unit runs without monitoring.
         unmanaged = session.execute(select(ScanAsset.unit_id, ScanAsset.address).where(
-            ScanAsset.host_id.is_(None), ScanAsset.last_up >= window.start, ScanAsset.first_seen < window.at))
+            ScanAsset.host_id.is_(None), ScanAsset.last_up >= window.start, ScanAsset.first_seen < window.at,
+            window.only(ScanAsset.unit_id)))
         weight = model.asset_weight(level=None, internet_facing=False)
         for unit_id, address in unmanaged:
             parts[unit_id].append((f"addr:{address}", weight, 0.0, {"unmanaged": True}))
@@ -146,7 +146,7 @@ def a2(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     p = model.indicators["A2"].params
     s = case(*((Finding.finding_class == c, p[f"s_{c}"]) for c in SCORED_CLASSES), else_=0)
     in_window = and_(Finding.kind.in_(VULN_KINDS), Finding.host_id.is_not(None), Finding.first_seen < window.at,
-                     Finding.finding_class.in_(SCORED_CLASSES),
+                     Finding.finding_class.in_(SCORED_CLASSES), window.only(Finding.unit_id),
                      or_(Finding.fixed_at.is_(None), Finding.fixed_at >= window.start))
     # Overdue at some time in the window: due before its end and not fixed by the due date.
     overdue = and_(Finding.due_at < window.at, or_(Finding.fixed_at.is_(None), Finding.fixed_at > Finding.due_at))
@@ -235,7 +235,7 @@ def _accepted(session: Session, window: Window, in_window, overdue, s) -> tuple[
 
 def _valid_checks(window: Window):
     c = CheckResultRow
-    return and_(c.valid_from < window.at, or_(c.valid_to.is_(None), c.valid_to >= window.at))
+    return and_(c.valid_from < window.at, or_(c.valid_to.is_(None), c.valid_to >= window.at), window.only(c.unit_id))
 
 
 def a3(session: Session, model: ScoringModel, window: Window, hosts: dict[int, HostInfo]) -> dict[int, Measure]:
@@ -289,7 +289,8 @@ def a5(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     shares = model.indicators["A5"].components
     status = _check_matrix(session, window, LOGGING)
     # "Forwarding seen by the collector in 24 h": the agent's channel (which carries the logs) reported today.
-    seen_today = {hid for (hid,) in session.execute(select(HostActivity.host_id).where(HostActivity.day == window.day))}
+    seen_today = {hid for (hid,) in session.execute(select(HostActivity.host_id).where(
+        HostActivity.day == window.day, window.only(HostActivity.unit_id)))}
     parts: dict[int, list[tuple]] = defaultdict(list)
     for hid, info in hosts.items():
         got = status.get(hid, {})
@@ -340,7 +341,7 @@ def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     rows = session.execute(
         select(Alert.unit_id, func.count(), func.sum(case((Alert.status.in_(HANDLED_ALERTS), 1), else_=0)))
         .where(Alert.severity.in_(("high", "critical")), Alert.created_at >= window.start,
-               Alert.created_at < window.at).group_by(Alert.unit_id))
+               Alert.created_at < window.at, window.only(Alert.unit_id)).group_by(Alert.unit_id))
     counts = {unit_id: (int(n), int(handled or 0)) for unit_id, n, handled in rows}
     p = model.indicators["A8"].params
     # Serious incidents detected in the window and on record by the end of the day (a month recomputed
@@ -348,7 +349,8 @@ def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     reported: dict[int, list[bool]] = defaultdict(list)
     for incident in session.scalars(select(Incident).where(Incident.detected_at >= window.start,
                                                            Incident.detected_at < window.at,
-                                                           Incident.created_at < window.at)):
+                                                           Incident.created_at < window.at,
+                                                           window.only(Incident.unit_id))):
         verdict = on_time(incident, at=window.at, initial_hours=p["initial_report_hours"],
                           full_hours=p["full_report_hours"])
         if verdict is not None:

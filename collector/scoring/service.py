@@ -54,8 +54,8 @@ def compute(session: Session, *, day: date, model: ScoringModel | None = None,
     """Every unit's (or these units') indicators as of the end of ``day`` (Asia/Ho_Chi_Minh), from the
     stored history."""
     model = model or builtin_model()
-    window = Window.of(day)
-    hosts = indicators.hosts_at(session, model, window, unit_ids)
+    window = Window.of(day, units=unit_ids)
+    hosts = indicators.hosts_at(session, model, window)
     units_q = select(Unit.id) if unit_ids is None else select(Unit.id).where(Unit.id.in_(unit_ids))
     ids = [u for (u,) in session.execute(units_q)]
     measures: dict[int, dict[str, Measure]] = {u: {} for u in ids}

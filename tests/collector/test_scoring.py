@@ -302,3 +302,17 @@ def test_the_database_itself_refuses_to_change_a_frozen_snapshot(db, world):
         s.execute(delete(ScoreSnapshot))
     with db.session() as s:
         assert len(scoring.snapshot_rows(s, period="2026-10")) == 2 * 11
+
+
+def test_one_units_computation_equals_its_part_of_the_whole(db, world):
+    """An explanation narrows every query to one unit: it must give exactly the unit's values of a full run."""
+    with db.session() as s:
+        everyone = scoring.compute(s, day=D)
+        for unit_id in (world.d1, world.d2, world.p):
+            alone = scoring.compute(s, day=D, unit_ids=frozenset({unit_id}))
+            assert set(alone) == {unit_id}
+            for ident, m in everyone[unit_id].measures.items():
+                mine = alone[unit_id].measures[ident]
+                assert (mine.value, mine.value_without_exceptions, mine.numerator, mine.denominator,
+                        mine.inputs_hash()) == (m.value, m.value_without_exceptions, m.numerator, m.denominator,
+                                                m.inputs_hash()), (unit_id, ident)
