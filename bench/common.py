@@ -56,3 +56,10 @@ def profile_text(prof: cProfile.Profile, n: int = 45) -> str:
     st.sort_stats("cumulative").print_stats(n)
     st.sort_stats("tottime").print_stats(25)
     return buf.getvalue()
+
+
+def print_rows(rows: list[tuple[str, object]]) -> None:
+    """A two-column table of (label, value) on stdout, labels aligned."""
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")

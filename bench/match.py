@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import fresh_database, maxrss_mb, phase_mem, profile_text, reset_peak  # noqa: E402
+from bench.common import fresh_database, maxrss_mb, phase_mem, print_rows, profile_text, reset_peak  # noqa: E402
 from collector.db import Database  # noqa: E402
 from collector.findings.models import Finding  # noqa: E402
 from collector.hosts.models import Host, InventoryRow  # noqa: E402
@@ -492,9 +492,7 @@ def print_table(res: dict[str, Any]) -> None:
                  f"{inc['median_ms_with_commit']} / {inc['p95_ms_with_commit']})"))
     rows.append(("incremental findings fixed", f"{inc['findings_fixed']} all>0={inc['all_fixed_gt_0']}"))
     rows.append(("1 host unchanged median (ms)", m["incremental_unchanged_median_ms"]))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
 
 
 def main() -> None:

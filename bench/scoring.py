@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import fresh_database, maxrss_mb, phase_mem, profile_text, reset_peak  # noqa: E402
+from bench.common import fresh_database, maxrss_mb, phase_mem, print_rows, profile_text, reset_peak  # noqa: E402
 from collector.attestations import service as attestations  # noqa: E402
 from collector.db import Database  # noqa: E402
 from collector.scoring import immutable, indicators, ranking, service  # noqa: E402
@@ -755,9 +755,7 @@ def print_table(res: dict[str, Any]) -> None:
         rows.append((f"{ident} statement variants (s, 2 runs)", ", ".join(f"{k} {x['runs_s']}" for k, x in v.items())))
     rows.append(("store_day rows / freeze rows / xlsx bytes",
                  f"{m['store_day_rows']} / {m['freeze_rows']} / {m['to_xlsx']['bytes']:,}"))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+    print_rows(rows)
 
 
 def main() -> None:

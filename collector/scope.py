@@ -22,6 +22,10 @@ class Scope:
     def units(cls, ids: frozenset[int]) -> Scope:
         return cls(all_units=False, unit_ids=ids)
 
+    def allows(self, unit_id: int) -> bool:
+        """Whether a row of this unit is visible in the scope."""
+        return self.all_units or unit_id in self.unit_ids
+
     def where(self, column) -> ColumnElement[bool]:
         """A SQL condition restricting ``column`` (a unit_id column) to this scope."""
         if self.all_units:

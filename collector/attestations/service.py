@@ -57,10 +57,7 @@ def submit(session: Session, *, scope: Scope, user: Actor, unit_code: str, item:
     note = (note or "").strip() or None
     if note is not None and len(note) > MAX_TEXT:
         raise InvalidInput(f"note is longer than {MAX_TEXT} characters")
-    unit = units.get_by_code(session, code=unit_code)
-    if not _in_scope(scope, unit.id):
-        # The same answer as for a code that does not exist: other units are not disclosed.
-        raise NotFound(f"unknown unit code: {unit_code!r}")
+    unit = units.get_visible(session, scope=scope, code=unit_code)
     pending = session.exec(select(Attestation.id).where(
         Attestation.unit_id == unit.id, Attestation.item == item, Attestation.period == period,
         Attestation.status == "submitted")).first()
@@ -226,6 +223,3 @@ def _require(role: str, allowed: frozenset[str], message: str) -> None:
     if role not in allowed:
         raise Forbidden(message)
 
-
-def _in_scope(scope: Scope, unit_id: int) -> bool:
-    return scope.all_units or unit_id in scope.unit_ids

@@ -28,9 +28,7 @@ def record(session: Session, *, scope: Scope, data: IncidentCreate, by: str, by_
            now: datetime) -> Incident:
     if by_role not in RECORDERS:
         raise Forbidden("recording an incident needs the role admin, analyst or unit_officer")
-    unit = units.get_by_code(session, code=data.unit)
-    if not scope.all_units and unit.id not in scope.unit_ids:
-        raise NotFound(f"unknown unit code: {data.unit!r}")
+    unit = units.get_visible(session, scope=scope, code=data.unit)
     if data.severity not in SEVERITIES:
         raise InvalidInput(f"severity must be one of {', '.join(SEVERITIES)}")
     _check_times(data.detected_at, data.initial_report_at, data.full_report_at, now)
@@ -59,7 +57,7 @@ def reported(session: Session, *, scope: Scope, incident_id: int, stage: str, at
 
 def get(session: Session, *, scope: Scope, incident_id: int) -> Incident:
     row = session.get(Incident, incident_id)
-    if row is None or (not scope.all_units and row.unit_id not in scope.unit_ids):
+    if row is None or not scope.allows(row.unit_id):
         raise NotFound(f"no incident {incident_id}")
     return row
 

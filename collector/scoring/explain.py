@@ -15,7 +15,6 @@ from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from collector.compliance.models import CheckResultRow
-from collector.errors import NotFound
 from collector.findings.models import Finding
 from collector.hosts.models import Host
 from collector.scope import Scope
@@ -30,9 +29,7 @@ TOP = 20
 def explain(session: Session, *, scope: Scope, unit_code: str, day: date,
             model: ScoringModel | None = None) -> dict[str, Any]:
     model = model or builtin_model()
-    unit = units.get_by_code(session, code=unit_code)
-    if not scope.all_units and unit.id not in scope.unit_ids:
-        raise NotFound(f"unknown unit code: {unit_code!r}")  # the same answer as a unit that does not exist
+    unit = units.get_visible(session, scope=scope, code=unit_code)
     result = scoring.compute(session, day=day, model=model, unit_ids=frozenset({unit.id}))[unit.id]
     score = result.score(model)
     window = Window.of(day)

@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from collector.attestations.models import Attestation
-from collector.errors import NotFound
 from collector.findings.models import Finding
 from collector.scope import Scope
 from collector.scoring.indicators import VULN_KINDS, end_of_day
@@ -42,9 +41,7 @@ def goal_progress(session: Session, *, scope: Scope, today: date, unit_code: str
         unit_ids = None if scope.all_units else set(scope.unit_ids)
         where = "province"
     else:
-        unit = units.get_by_code(session, code=unit_code)
-        if not scope.all_units and unit.id not in scope.unit_ids:
-            raise NotFound(f"unknown unit code: {unit_code!r}")
+        unit = units.get_visible(session, scope=scope, code=unit_code)
         unit_ids, where = {unit.id}, "unit"
     start = today - timedelta(days=TREND_DAYS)
     daily = _daily(session, unit_ids=unit_ids, start=start, end=today)

@@ -30,9 +30,7 @@ OVERDUE_LISTED = 25
 
 
 def annual_report(session: Session, *, scope: Scope, unit_code: str, year: int, now: datetime) -> dict[str, Any]:
-    unit = units.get_by_code(session, code=unit_code)
-    if not scope.all_units and unit.id not in scope.unit_ids:
-        raise NotFound(f"unknown unit code: {unit_code!r}")
+    unit = units.get_visible(session, scope=scope, code=unit_code)
     model = builtin_model()
     hosts = session.execute(select(Host.security_level, Host.internet_facing).where(Host.unit_id == unit.id)).all()
     levels = Counter(level for level, _ in hosts)

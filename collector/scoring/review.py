@@ -111,9 +111,7 @@ def appeal_deadline(session: Session, *, period: str, unit_id: int, model: Scori
 def file_appeal(session: Session, *, scope: Scope, unit_code: str, period: str, indicator: str, reason: str,
                 by: str, by_role: str, now: datetime, model: ScoringModel | None = None) -> ScoreAppeal:
     _require(by_role, APPELLANTS, "an appeal")
-    unit = units.get_by_code(session, code=unit_code)
-    if not scope.all_units and unit.id not in scope.unit_ids:
-        raise NotFound(f"unknown unit code: {unit_code!r}")
+    unit = units.get_visible(session, scope=scope, code=unit_code)
     if indicator not in INDICATORS:
         raise InvalidInput(f"unknown indicator {indicator!r}; choose from {', '.join(INDICATORS)}")
     closes = appeal_deadline(session, period=period, unit_id=unit.id, model=model)

@@ -42,11 +42,8 @@ class UnitDay:
 
     def score(self, model: ScoringModel, *, with_exceptions: bool = True) -> float:
         """Σ weight × value / 100; an indicator without a value scores 0 (missing evidence earns nothing)."""
-        total = 0.0
-        for ident, m in self.measures.items():
-            value = m.value if with_exceptions or m.value_without_exceptions is None else m.value_without_exceptions
-            total += model.indicators[ident].weight * (value or 0.0) / 100
-        return round(total, 2)
+        return _score(model, {ident: m.value if with_exceptions or m.value_without_exceptions is None
+                              else m.value_without_exceptions for ident, m in self.measures.items()})
 
 
 def compute(session: Session, *, day: date, model: ScoringModel | None = None,
@@ -231,9 +228,7 @@ def history(session: Session, *, scope: Scope, unit_code: str, start: date, end:
             model: ScoringModel | None = None) -> dict:
     """A unit's stored daily values between two days: the score and each indicator's trend."""
     model = model or builtin_model()
-    unit = units.get_by_code(session, code=unit_code)
-    if not scope.all_units and unit.id not in scope.unit_ids:
-        raise NotFound(f"unknown unit code: {unit_code!r}")
+    unit = units.get_visible(session, scope=scope, code=unit_code)
     if end < start or (end - start).days > 800:
         raise InvalidInput("the period must run forwards and span at most 800 days")
     rows = session.execute(select(ScoreValue.day, ScoreValue.indicator, ScoreValue.value)

@@ -25,6 +25,15 @@ def get_by_code(session: Session, *, code: str) -> Unit:
     return unit
 
 
+def get_visible(session: Session, *, scope: Scope, code: str) -> Unit:
+    """The unit with this code if the scope sees it; otherwise the same NotFound as an unknown code,
+    so a caller cannot learn which units exist outside its scope."""
+    unit = get_by_code(session, code=code)
+    if not scope.allows(unit.id):
+        raise NotFound(f"unknown unit code: {code!r}")
+    return unit
+
+
 def create(session: Session, *, data: UnitCreate) -> Unit:
     """Add a unit under its parent (validated kind-to-kind)."""
     data = UnitCreate.model_validate(data.model_dump())
