@@ -35,6 +35,7 @@ from rules.scoring.model import ScoringModel
 
 WINDOW_DAYS = 30
 VULN_KINDS = ("vulnerability", "patch")
+WEB_CLASSES = ("P0", "P1", "P2")  # a web component counts as vulnerable from "high" up
 SCORED_CLASSES = ("P0", "P1", "P2", "P3")
 ANTIMALWARE = {"installed": "mal_lnx_antimalware_installed", "running": "mal_lnx_antimalware_running",
                "current": "mal_lnx_signatures_current"}
@@ -312,6 +313,8 @@ def a7(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
                    (f.rule.in_(("tls-weak-protocol", "tls-expired-certificate")), p["weak_tls"]), else_=0)
     open_at = and_(f.first_seen < window.at, or_(f.fixed_at.is_(None), f.fixed_at >= window.at))
     exposed_ids = [hid for hid, info in hosts.items() if info.internet_facing]
+    patterns = model.indicators["A7"].web_components
+    web = or_(*(f.location.like(_like(pattern), escape="\\") for pattern in patterns)) if patterns else None
     penalties: dict[int, float] = defaultdict(float)
     findings: dict[int, int] = defaultdict(int)
     for chunk in _chunks(exposed_ids):
@@ -319,6 +322,11 @@ def a7(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
                 f.kind == "exposure", f.host_id.in_(chunk), open_at).group_by(f.host_id)):
             penalties[hid] += float(total or 0)
             findings[hid] += int(n)
+        if web is not None:
+            for (hid,) in session.execute(select(f.host_id).distinct().where(
+                    f.kind.in_(VULN_KINDS), f.finding_class.in_(WEB_CLASSES), f.host_id.in_(chunk), open_at, web)):
+                penalties[hid] += p["vulnerable_web"]
+                findings[hid] += 1
         for (hid,) in session.execute(select(Alert.host_id).distinct().where(
                 Alert.rule_id == DEFACEMENT_RULE, Alert.host_id.in_(chunk), Alert.first_seen >= window.start,
                 Alert.first_seen < window.at)):
@@ -334,6 +342,11 @@ def a7(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
     for unit_id in {i.unit_id for i in hosts.values()} - set(out):
         out[unit_id] = Measure(value=100.0)
     return out
+
+
+def _like(pattern: str) -> str:
+    """A web-component pattern (``php*``) as a LIKE pattern; ``_`` and ``%`` in names are literal."""
+    return pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
 
 
 def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, HostInfo]) -> dict[int, Measure]:

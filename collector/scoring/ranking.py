@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
@@ -22,6 +22,7 @@ from collector.findings.models import Finding
 from collector.scoring import review
 from collector.scoring.indicators import VULN_KINDS, end_of_day
 from collector.scoring.models import ScoreSnapshot
+from collector.scoring.rollup import Stored, children_of, corrected, rollup, subtree
 from collector.units.models import Unit
 from rules.scoring.annual import AnnualScore, Ranked, annual_score, rank
 from rules.scoring.model import ATTESTED, INDICATORS, ScoringModel, builtin_model
@@ -45,6 +46,9 @@ class Ranking:
     periods: tuple[str, ...]  # the frozen months it is computed from
     groups: dict[str, list[Ranked]]
     units: dict[int, UnitInfo]
+    # Units with sub-units (a province, a legacy district): the annual score of their whole subtree,
+    # from the monthly roll-ups of the snapshots. Shown beside the ranking, not ranked.
+    rollups: dict[int, AnnualScore] = field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:
@@ -57,15 +61,19 @@ def annual(session: Session, *, year: int, now: datetime, model: ScoringModel | 
     model = model or builtin_model()
     wanted = [f"{year}-{m:02d}" for m in range(1, 13)]
     rows = session.execute(select(ScoreSnapshot.period, ScoreSnapshot.unit_id, ScoreSnapshot.indicator,
-                                  ScoreSnapshot.value).where(ScoreSnapshot.period.in_(wanted))).all()
+                                  ScoreSnapshot.value, ScoreSnapshot.numerator, ScoreSnapshot.denominator)
+                           .where(ScoreSnapshot.period.in_(wanted))).all()
     if not rows:
         raise NotFound(f"no frozen snapshots for {year}: months are frozen on the {model.snapshot_day}th by the "
                        f"daily job, or with `khien score freeze --month {year}-MM`")
     # Accepted appeals correct a frozen value here, at use; the snapshot row keeps the original.
     fixes = review.corrections(session, periods=wanted)
-    months: dict[int, dict[str, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
-    for period, unit_id, indicator, value in rows:
-        months[unit_id][period][indicator] = fixes.get((period, unit_id, indicator), value)
+    stored: dict[int, dict[str, dict[str, Stored]]] = defaultdict(lambda: defaultdict(dict))
+    for period, unit_id, indicator, value, num, den in rows:
+        stored[unit_id][period][indicator] = corrected((value, None, num, den),
+                                                       fixes.get((period, unit_id, indicator), value))
+    months = {unit_id: {p: {i: v[0] for i, v in by_ind.items()} for p, by_ind in by_period.items()}
+              for unit_id, by_period in stored.items()}
     periods = tuple(sorted({r[0] for r in rows}))
     provisional = f"{year}-12" not in periods
     # A provisional ranking cannot have 10 valid months yet: allow the same number of invalid months.
@@ -81,9 +89,28 @@ def annual(session: Session, *, year: int, now: datetime, model: ScoringModel | 
                                     adjustments=granted.get(unit_id, ()),
                                     overdue_p0_critical_days=overdue_days.get(unit_id, 0.0),
                                     min_valid_months=needed))
-    units = {u.id: UnitInfo(u.code, u.name, u.kind, bool(u.synthetic)) for u in session.scalars(select(Unit))}
+    tree = list(session.scalars(select(Unit)))
+    units = {u.id: UnitInfo(u.code, u.name, u.kind, bool(u.synthetic)) for u in tree}
     groups = rank(model, results, kinds={uid: info.kind for uid, info in units.items()})
-    return Ranking(year=year, provisional=provisional, model=model, periods=periods, groups=groups, units=units)
+    rollups = _rollups(model, stored, children_of((u.id, u.parent_id) for u in tree), needed)
+    return Ranking(year=year, provisional=provisional, model=model, periods=periods, groups=groups, units=units,
+                   rollups=rollups)
+
+
+def _rollups(model: ScoringModel, stored: dict[int, dict[str, dict[str, Stored]]],
+             children: dict[int | None, list[int]], needed: int) -> dict[int, AnnualScore]:
+    """The annual score of every subtree with snapshots below its top: each month rolled up over the
+    subtree's units, then the year as for one unit (without the units' own adjustments)."""
+    out: dict[int, AnnualScore] = {}
+    for top in {parent for parent in children if parent is not None}:
+        members = [u for u in subtree(top, children) if u in stored]
+        if not any(u != top for u in members):
+            continue
+        periods = sorted({p for u in members for p in stored[u]})
+        monthly = [rollup(model, (stored[u][p] for u in members if p in stored[u])) for p in periods]
+        out[top] = annual_score(model, unit_id=top, months=monthly,
+                                attested={i: monthly[-1].get(i) for i in ATTESTED}, min_valid_months=needed)
+    return out
 
 
 def overdue_critical_days(session: Session, *, year: int, now: datetime) -> dict[int, float]:
@@ -105,6 +132,7 @@ def overdue_critical_days(session: Session, *, year: int, now: datetime) -> dict
 
 # ---- exports -------------------------------------------------------------------------------------
 
+ROLLUP_LABEL_VI = "Tổng hợp toàn cây đơn vị (không xếp hạng)"
 HEADERS_VI = ("Nhóm", "Hạng", "Mã đơn vị", "Tên đơn vị", "Điểm", "Xếp loại", "Số tháng hợp lệ", "Dữ liệu mô phỏng")
 SYNTHETIC_NOTE = "DỮ LIỆU MÔ PHỎNG — không phải số liệu của cơ quan thật (synthetic demo data)"
 
@@ -122,18 +150,34 @@ def records(report: Ranking) -> list[dict]:
                 "group": group_id, "group_label": group.label, "rank": r.rank, "unit": info.code, "name": info.name,
                 "synthetic": info.synthetic,
                 "score": res.score, "grade": res.grade,
-                "grade_label": (next(b.label for b in report.model.bands if b.grade == res.grade) if res.grade
-                                else report.model.not_enough_data_label),
+                "grade_label": _grade_label(report.model, res.grade),
                 "score_band": band.grade if band else None, "capped_by": res.capped_by,
                 "valid_months": res.valid_months,
                 "indicators": {i: (round(v, 2) if v is not None else None) for i, v in res.indicators.items()}})
     return out
 
 
+def rollup_records(report: Ranking) -> list[dict]:
+    """One record per unit with sub-units: its whole subtree's annual score (not ranked), the province first."""
+    out = []
+    for unit_id, res in sorted(report.rollups.items(),
+                               key=lambda kv: (report.units[kv[0]].kind != "province", report.units[kv[0]].code)):
+        info = report.units[unit_id]
+        out.append({"unit": info.code, "name": info.name, "kind": info.kind, "synthetic": info.synthetic,
+                    "score": res.score, "grade": res.grade, "grade_label": _grade_label(report.model, res.grade),
+                    "valid_months": res.valid_months,
+                    "indicators": {i: (round(v, 2) if v is not None else None) for i, v in res.indicators.items()}})
+    return out
+
+
+def _grade_label(model: ScoringModel, grade: str | None) -> dict[str, str]:
+    return next(b.label for b in model.bands if b.grade == grade) if grade else model.not_enough_data_label
+
+
 def to_json(report: Ranking) -> str:
     return json.dumps({"year": report.year, "provisional": report.provisional, "synthetic": report.synthetic,
-                       "model_version": report.model.version,
-                       "periods": list(report.periods), "units": records(report)}, ensure_ascii=False, indent=2)
+                       "model_version": report.model.version, "periods": list(report.periods),
+                       "units": records(report), "rollups": rollup_records(report)}, ensure_ascii=False, indent=2)
 
 
 def to_csv(report: Ranking) -> str:
@@ -142,6 +186,11 @@ def to_csv(report: Ranking) -> str:
     writer.writerow([*HEADERS_VI, *INDICATORS])
     for rec in records(report):
         writer.writerow([rec["group_label"]["vi"], rec["rank"] or "", rec["unit"], rec["name"],
+                         "" if rec["score"] is None else f"{rec['score']:.2f}", rec["grade_label"]["vi"],
+                         rec["valid_months"], "có" if rec["synthetic"] else "không",
+                         *("" if rec["indicators"][i] is None else f"{rec['indicators'][i]:.2f}" for i in INDICATORS)])
+    for rec in rollup_records(report):
+        writer.writerow([ROLLUP_LABEL_VI, "", rec["unit"], rec["name"],
                          "" if rec["score"] is None else f"{rec['score']:.2f}", rec["grade_label"]["vi"],
                          rec["valid_months"], "có" if rec["synthetic"] else "không",
                          *("" if rec["indicators"][i] is None else f"{rec['indicators'][i]:.2f}" for i in INDICATORS)])
@@ -161,6 +210,12 @@ def to_table(report: Ranking) -> str:
         score = "—" if rec["score"] is None else f"{rec['score']:6.2f}"
         lines.append(f"  {rec['rank'] or '-':>3}  {rec['unit']:<16} {rec['name'][:40]:<40} {score:>6}  "
                      f"{rec['grade_label']['vi']}")
+    rolled = rollup_records(report)
+    if rolled:
+        lines.append(f"\n{ROLLUP_LABEL_VI}")
+    for rec in rolled:
+        score = "—" if rec["score"] is None else f"{rec['score']:6.2f}"
+        lines.append(f"       {rec['unit']:<16} {rec['name'][:40]:<40} {score:>6}  {rec['grade_label']['vi']}")
     return "\n".join(lines)
 
 
@@ -190,6 +245,20 @@ def to_xlsx(report: Ranking) -> bytes:
                 cell.number_format = "0.00"
         sheet.freeze_panes = "A2"
         sheet.column_dimensions["C"].width = 40
+    rolled = rollup_records(report)
+    if rolled:
+        sheet = book.create_sheet(title="Tổng hợp")
+        sheet.append(["Mã đơn vị", "Tên đơn vị", "Điểm", "Xếp loại", "Số tháng hợp lệ", "Dữ liệu mô phỏng",
+                      *(f"{i} {report.model.indicators[i].label['vi']}" for i in INDICATORS)])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for rec in rolled:
+            sheet.append([rec["unit"], rec["name"], rec["score"], rec["grade_label"]["vi"], rec["valid_months"],
+                          "có" if rec["synthetic"] else "không", *(rec["indicators"][i] for i in INDICATORS)])
+        for row in sheet.iter_rows(min_row=2):
+            for cell in (row[2], *row[6:]):
+                cell.number_format = "0.00"
+        sheet.column_dimensions["B"].width = 40
     method = book.create_sheet(title="Phương pháp")
     if report.synthetic:
         method.append([SYNTHETIC_NOTE])
@@ -198,6 +267,8 @@ def to_xlsx(report: Ranking) -> bytes:
     method.append(["Trạng thái", "Tạm tính (chưa đủ 12 kỳ)" if report.provisional else "Chính thức"])
     method.append(["Các kỳ chốt số liệu", ", ".join(report.periods)])
     method.append(["Ngày chốt hằng tháng", report.model.snapshot_day])
+    method.append(["Tổng hợp", "Điểm của cả cây đơn vị (tỉnh): chỉ số theo tài sản cộng dồn trên mọi máy chủ, "
+                   "A8 cộng dồn cảnh báo, chỉ số tự đánh giá lấy trung bình; không xếp hạng, không điều chỉnh"])
     method.append([])
     method.append(["Chỉ số", "Tên", "Trọng số", "Loại"])
     for ident in INDICATORS:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from statistics import fmean
 
 from sqlalchemy import delete, func, select
 from sqlmodel import Session
@@ -23,12 +22,10 @@ from collector.scoring import indicators
 from collector.scoring.activity import local_day
 from collector.scoring.indicators import Measure, Window
 from collector.scoring.models import ScoreSnapshot, ScoreValue
+from collector.scoring.rollup import children_of, rollup, subtree
 from collector.units import service as units
 from collector.units.models import Unit
 from rules.scoring.model import ATTESTED, INDICATORS, ScoringModel, builtin_model
-
-# Indicators whose numerator and denominator are asset-weighted sums over hosts: they pool across units.
-POOLED = frozenset({"A1", "A2", "A3", "A4", "A5", "A7"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +170,7 @@ def stored_day(session: Session, *, scope: Scope, day: date, model: ScoringModel
         by_unit.setdefault(unit_id, {})[ident] = (value, raw, num, den)
         versions[unit_id] = version
     info = {u.id: u for u in session.scalars(select(Unit).where(Unit.id.in_(by_unit)))}
-    children: dict[int | None, list[int]] = {}
-    for u in info.values():
-        children.setdefault(u.parent_id, []).append(u.id)
+    children = children_of((u.id, u.parent_id) for u in info.values())
     out = []
     for unit_id, values in sorted(by_unit.items(), key=lambda kv: info[kv[0]].code):
         score = _score(model, {i: v[0] for i, v in values.items()})
@@ -184,44 +179,13 @@ def stored_day(session: Session, *, scope: Scope, day: date, model: ScoringModel
                 "day": day.isoformat(), "model_version": versions[unit_id], "score": score,
                 "score_without_exceptions": raw, "grade": model.grade_for(score).grade,
                 "indicators": {i: v[0] for i, v in sorted(values.items())}}
-        subtree = _subtree(unit_id, children)
-        if len(subtree) > 1:
-            rolled = _rollup(model, [by_unit[u] for u in subtree])
-            item["rollup"] = {"units": len(subtree), "score": _score(model, rolled),
+        below = subtree(unit_id, children)
+        if len(below) > 1:
+            rolled = rollup(model, (by_unit[u] for u in below))
+            item["rollup"] = {"units": len(below), "score": _score(model, rolled),
                               "grade": model.grade_for(_score(model, rolled)).grade, "indicators": rolled}
         out.append(item)
     return out
-
-
-def _subtree(unit_id: int, children: dict[int | None, list[int]]) -> list[int]:
-    found, stack = [unit_id], [unit_id]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            found.append(child)
-            stack.append(child)
-    return found
-
-
-def _rollup(model: ScoringModel, units_values: list[dict[str, tuple]]) -> dict[str, float | None]:
-    """A subtree's indicators: the asset-weighted ones as Σ numerator / Σ denominator over every host of
-    the subtree (caps of single units are not carried up); A8 from the pooled alert counts; the others
-    (attested, or fixed values) as the mean of the units that have one."""
-    out: dict[str, float | None] = {}
-    for ident in model.indicators:
-        entries = [v[ident] for v in units_values if ident in v]
-        if ident in POOLED:
-            num, den = sum(e[2] for e in entries), sum(e[3] for e in entries)
-            values = [e[0] for e in entries if e[0] is not None]
-            out[ident] = 100 * num / den if den else (fmean(values) if values else None)
-        elif ident == "A8":
-            shares = model.indicators["A8"].components
-            handled, alerts = sum(e[2] for e in entries), sum(e[3] for e in entries)
-            out[ident] = 100 * (shares["alerts_handled"] * (handled / alerts if alerts else 1.0)
-                                + shares["incidents_reported"])
-        else:
-            values = [e[0] for e in entries if e[0] is not None]
-            out[ident] = fmean(values) if values else None
-    return {k: (round(v, 4) if v is not None else None) for k, v in out.items()}
 
 
 def history(session: Session, *, scope: Scope, unit_code: str, start: date, end: date,

@@ -32,4 +32,5 @@ def published_ranking(year: int, request: Request, session: SessionDep) -> Respo
         groups.setdefault(rec["group"], []).append(rec)
     return render(request, "public_ranking.html", {
         "viewer": None, "years": years, "report": report, "groups": groups, "indicators": INDICATORS,
+        "rollups": ranking.rollup_records(report),
         "labels": {i: report.model.indicators[i].label for i in INDICATORS}})

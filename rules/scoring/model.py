@@ -8,6 +8,7 @@ code; ``load_model`` collects every problem in one run, each with its file and l
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +66,8 @@ class Indicator:
     label: dict[str, str]
     params: dict[str, float]
     components: dict[str, float]  # shares summing to 1 (empty when the indicator has none)
+    # A7: the packages that make a web component (shell-style patterns, e.g. "php*"); empty elsewhere.
+    web_components: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +254,8 @@ class _Reader:
     def indicator(self, ident: str, raw: Any, path: tuple) -> Indicator | None:
         check = self.check
         body = check.mapping(raw, path, f"indicator {ident}")
-        if body is None or not check.keys(body, path, ("kind", "weight", "label"), ("params", "components")):
+        optional = ("params", "components", "web_components") if ident == "A7" else ("params", "components")
+        if body is None or not check.keys(body, path, ("kind", "weight", "label"), optional):
             return None
         kind = check.choice(body["kind"], (*path, "kind"), "kind", ("measured", "attested"))
         expected = "measured" if ident in MEASURED else "attested"
@@ -266,9 +270,17 @@ class _Reader:
             total = sum(components.values())
             if abs(total - 1) > EPSILON:
                 check.error((*path, "components"), f"the component shares of {ident} must sum to 1, not {total:g}")
+        web: tuple[str, ...] = ()
+        if "web_components" in body:
+            web = check.string_list(body["web_components"], (*path, "web_components"), "web_components") or ()
+            for pattern in web:
+                if not re.fullmatch(r"[a-z0-9][a-z0-9.+_-]*\*?", pattern):
+                    check.error((*path, "web_components"), f"{pattern!r} is not a package name, optionally "
+                                "ending in * (lower-case letters, digits, . + _ -)")
         if weight is None or kind is None:
             return None
-        return Indicator(id=ident, kind=kind, weight=weight, label=label, params=params, components=components)
+        return Indicator(id=ident, kind=kind, weight=weight, label=label, params=params, components=components,
+                         web_components=web)
 
     def named_numbers(self, raw: Any, path: tuple, names: tuple[str, ...], what: str, *, low: float | None = 0,
                       high: float | None = None) -> dict[str, float]:

@@ -14,7 +14,7 @@ from collector.errors import NotFound
 from collector.findings.models import Finding
 from collector.hosts.models import Host
 from collector.scoring import ranking
-from collector.scoring.models import ScoreSnapshot
+from collector.scoring.models import ScoreAppeal, ScoreSnapshot
 from collector.units import service as units
 from collector.units.models import Unit, UnitCreate
 from rules.scoring.model import INDICATORS
@@ -99,7 +99,8 @@ def test_exports_carry_vietnamese_text_and_no_host_level_data(db, province):
     assert rows[3][4] == "" and rows[3][5] == "Chưa đủ dữ liệu"
     book = load_workbook(io.BytesIO(ranking.to_xlsx(report)))
     # sheet titles cannot hold "/" (Excel): the model's labels are cleaned, not refused
-    assert book.sheetnames == ["Sở, ban, ngành", "Xã, phường, đặc khu", "Quận, huyện (trước 7-2025)", "Phương pháp"]
+    assert book.sheetnames == ["Sở, ban, ngành", "Xã, phường, đặc khu", "Quận, huyện (trước 7-2025)", "Tổng hợp",
+                               "Phương pháp"]
     sheet = book["Sở, ban, ngành"]
     assert [c.value for c in sheet[2]][:5] == [1, "STC", "Sở Tài chính", 90, "Tốt"]
     assert sheet.cell(row=2, column=4).number_format == "0.00"
@@ -125,3 +126,48 @@ def test_synthetic_units_are_marked_in_every_export(db, province):
     assert rows[0][7] == "Dữ liệu mô phỏng" and {r[2]: r[7] for r in rows[1:]}["XB"] == "có"
     book = load_workbook(io.BytesIO(ranking.to_xlsx(report)))
     assert book["Phương pháp"]["A1"].value.startswith("DỮ LIỆU MÔ PHỎNG")
+
+
+def test_the_province_sees_its_whole_tree_rolled_up_and_unranked(db):
+    """Asset-weighted indicators pool over every host of the tree (a big department weighs more than a
+    small commune); attested ones average; an accepted appeal corrects the roll-up too."""
+    with db.transaction() as s:
+        ids = {code: units.create(s, data=UnitCreate(code=code, name=name, kind=kind, parent_code=parent)).id
+               for code, name, kind, parent in (("HP", "Hải Phòng", "province", None),
+                                                ("SXD", "Sở Xây dựng", "department", "HP"),
+                                                ("XC", "Xã Cát Hải", "commune", "HP"))}
+        for m in range(1, 13):
+            for unit, a1, hosts, m1 in (("SXD", 90.0, 100.0, 100.0), ("XC", 60.0, 10.0, 0.0)):
+                for ident in INDICATORS:
+                    value = {"A1": a1, "M1": m1}.get(ident, 80.0)
+                    pooled = ident in ("A1", "A2", "A3", "A4", "A5", "A7")
+                    s.add(ScoreSnapshot(period=f"2025-{m:02d}", unit_id=ids[unit], indicator=ident,
+                                        as_of=date(2025, m, 14), value=value,
+                                        numerator=value * hosts / 100 if pooled else None,
+                                        denominator=hosts if pooled else None, model_version="2026.1",
+                                        inputs_hash="h", frozen_at=datetime(2025, m, 15, tzinfo=UTC)))
+    with db.session() as s:
+        before = ranking.annual(s, year=2025, now=NOW)
+    assert set(before.rollups) == {ids["HP"]}  # only a unit with sub-units has one; it is in no peer group
+    assert all(r.unit_id != ids["HP"] for g in before.groups.values() for r in g)
+    whole = before.rollups[ids["HP"]]
+    assert whole.indicators["A1"] == pytest.approx((90 + 6) / 110 * 100, abs=1e-3)  # pooled, not the mean 75
+    assert whole.indicators["M1"] == pytest.approx(50.0)  # attested: the mean of the units
+    assert whole.indicators["A8"] == pytest.approx(80.0)
+    assert whole.valid_months == 12 and whole.grade == before.model.grade_for(whole.score).grade
+    rec = ranking.rollup_records(before)
+    assert [(r["unit"], r["name"]) for r in rec] == [("HP", "Hải Phòng")]
+    assert json.loads(ranking.to_json(before))["rollups"][0]["indicators"]["A1"] == pytest.approx(87.27, abs=0.01)
+    assert "Hải Phòng" in ranking.to_table(before).split("Tổng hợp toàn cây đơn vị")[1]
+    book = load_workbook(io.BytesIO(ranking.to_xlsx(before)))
+    assert [c.value for c in book["Tổng hợp"][2]][:2] == ["HP", "Hải Phòng"]
+
+    # The commune's A1 of every month is corrected on appeal to 100: the roll-up pools the corrected value.
+    with db.transaction() as s:
+        for m in range(1, 13):
+            s.add(ScoreAppeal(period=f"2025-{m:02d}", unit_id=ids["XC"], indicator="A1", reason="agent clock",
+                              submitted_by="xc", submitted_at=NOW, status="accepted", corrected_value=100.0,
+                              decision="ok", decided_by="reviewer", decided_at=NOW))
+    with db.session() as s:
+        after = ranking.annual(s, year=2025, now=NOW)
+    assert after.rollups[ids["HP"]].indicators["A1"] == pytest.approx((90 + 10) / 110 * 100, abs=1e-3)

@@ -63,10 +63,10 @@ class World:
         return host.id
 
     def finding(self, s, host_id, unit_id, cls, *, first_seen, due_at, fixed_at=None, kind="vulnerability",
-                rule=None, status=None) -> None:
+                rule=None, status=None, location="pkg") -> None:
         self.n += 1
         s.add(Finding(unit_id=unit_id, host_id=host_id, identity=f"host:{host_id}", kind=kind,
-                      rule=rule or f"CVE-2026-{self.n:05d}", location="pkg", dedupe_key=f"k{self.n}",
+                      rule=rule or f"CVE-2026-{self.n:05d}", location=location, dedupe_key=f"k{self.n}",
                       title="t", finding_class=cls, status=status or ("fixed" if fixed_at else "open"),
                       first_seen=first_seen, last_seen=first_seen, clock_start=first_seen, due_at=due_at,
                       fixed_at=fixed_at))
@@ -316,3 +316,24 @@ def test_one_units_computation_equals_its_part_of_the_whole(db, world):
                 assert (mine.value, mine.value_without_exceptions, mine.numerator, mine.denominator,
                         mine.inputs_hash()) == (m.value, m.value_without_exceptions, m.numerator, m.denominator,
                                                 m.inputs_hash()), (unit_id, ident)
+
+
+def test_a_vulnerable_web_component_on_a_public_host_costs_a7_points(db):
+    """A7's "vulnerable web component": an open high-or-worse vulnerability in a package the model names
+    (``nginx*``, ``php*``, ``mod_*``…) on an internet-facing host, once per host; "_" in a name is literal."""
+    w = World(db)
+    with db.transaction() as s:
+        for cls, package, fixed in (("P2", "nginx-core", None),  # counts
+                                    ("P1", "php8.2-fpm", None),  # same host: still one penalty
+                                    ("P3", "apache2", None),  # medium: not counted
+                                    ("P1", "apache2", t(5))):  # fixed before D: not counted
+            w.finding(s, w.h2, w.d1, cls, first_seen=t(1), due_at=t(30, 12), fixed_at=fixed, location=package)
+        # D2's h4: "modXssl" must not match the pattern "mod_*" (the underscore is not a wildcard)
+        w.finding(s, w.h4, w.d2, "P0", first_seen=t(1), due_at=t(30, 12), location="modXssl")
+        w.finding(s, w.h1, w.d1, "P0", first_seen=t(1), due_at=t(30, 12), location="nginx")  # internal: ignored
+    with db.session() as s:
+        values = scoring.compute(s, day=D)
+    assert values[w.d1].measures["A7"].value == pytest.approx(85)  # only h2 is public: 100 − 15
+    assert values[w.d2].measures["A7"].value == 100
+    model = builtin_model()
+    assert model.indicators["A7"].params["vulnerable_web"] == 15 and "mod_*" in model.indicators["A7"].web_components

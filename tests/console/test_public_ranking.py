@@ -36,6 +36,9 @@ def test_only_published_years_are_public_and_show_units_not_hosts(client, db, wo
     assert "Xếp hạng chỉ số bảo đảm an toàn thông tin 2025" in text and "Sở, ban, ngành" in text
     assert text.index("Sở Khoa học và Công nghệ") < text.index("Sở Tài chính")  # 88 ranks above 64.5
     assert "88.00" in text and "Tốt" in text and "Trung bình" in text
+    # the province sees its whole tree, beside the peer groups and not ranked: (88 + 64.5) / 2
+    tree = text.split("Toàn cây đơn vị (không xếp hạng)")[1].split("Sở, ban, ngành")[0]
+    assert "Tỉnh mẫu" in tree and "76.25" in tree
     # the seeded world has hosts with names, packages, ports and a hostile hostname: none of it is public
     for secret in ("web01.d1.gov.vn", "db02.d2.gov.vn", "openssl", "5432", "onerror"):
         assert secret not in text

@@ -74,6 +74,18 @@ def test_parameters_components_and_kinds(tmp_path):
     assert errors == [f"{line_of('s_P0')}: parameter s_P0 must be a number, not True"]
 
 
+def test_web_components_are_package_patterns_and_only_for_a7(tmp_path):
+    line = line_of("web_components:")
+    errors = broken(tmp_path, "web_components: [apache2*,", "web_components: [\"Apache%\",")
+    assert errors == [f"{line}: 'Apache%' is not a package name, optionally ending in * "
+                      "(lower-case letters, digits, . + _ -)"]
+    errors = broken(tmp_path, "web_components: [apache2*,", "web_components: [[apache2*],")
+    assert errors == [f"{line}: web_components must be a list of strings"]
+    errors = broken(tmp_path, "    components: {alerts_handled",
+                    "    web_components: [nginx]\n    components: {alerts_handled")  # on A8
+    assert any("web_components" in e and "unknown" in e.lower() for e in errors), errors
+
+
 def test_bands_ratings_peer_groups_tie_breaks_and_snapshot(tmp_path):
     errors = broken(tmp_path, "{grade: B, min: 70,", "{grade: B, min: 90,")
     assert errors == [f"{line_of('grade: B')}: bands must be listed highest first, each min lower"]
