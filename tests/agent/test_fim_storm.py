@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from watchdog.observers import inotify_c
 
 from agent.collectors.fim.realtime import PathQueue
 from tests.agent.test_fim_support import make, poll, run, settle
@@ -143,9 +145,20 @@ def test_changes_behind_a_paced_storm_rescan_are_found_by_the_second_pass(stormy
     assert {i.data["path"] for i in seen if i.data["action"] == "modified"} == {str(p) for p in files}
 
 
-def test_kernel_queue_overflow_is_noticed_and_covered_by_a_rescan(tmp_path):
+def test_kernel_queue_overflow_is_noticed_and_covered_by_a_rescan(tmp_path, monkeypatch):
     max_queued = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
     c, w = make(tmp_path, rescan_every_s=3600, queue_size=10**6)  # only the kernel's queue can overflow
+    # A gate in front of watchdog's reads of the inotify descriptor: closed while the writer runs, so the
+    # kernel's queue overflows every time (a busy machine or a lucky scheduler cannot drain it first).
+    reader = getattr(inotify_c, "InotifyFD", None) or inotify_c.Inotify
+    unread, original = threading.Event(), reader.read_events
+    unread.set()
+
+    def gated_read(self, *args, **kwargs):
+        unread.wait()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "read_events", gated_read)
     run(c)
     c.start()
     try:
@@ -153,14 +166,11 @@ def test_kernel_queue_overflow_is_noticed_and_covered_by_a_rescan(tmp_path):
         count = max_queued * 2  # each file creation is at least one event (IN_CREATE), plus writes
         writer = [sys.executable, "-c", "import os,sys\nfor i in range(int(sys.argv[2])):\n"
                   "    open(os.path.join(sys.argv[1], f'x{i}'), 'w').close()", str(w), str(count)]
-        before = sys.getswitchinterval()
-        sys.setswitchinterval(30.0)  # the observer thread cannot get the GIL while we spin below
+        unread.clear()
         try:
-            proc = subprocess.Popen(writer)
-            while proc.poll() is None:
-                pass
+            proc = subprocess.run(writer, timeout=300)
         finally:
-            sys.setswitchinterval(before)
+            unread.set()
         assert proc.returncode == 0
         wait_for(lambda: c.watcher.storm is not None, timeout=30)
         assert "kernel" in c.watcher.storm
