@@ -17,6 +17,7 @@ from collector.agents.routes import router as agent_router
 from collector.alerts import service as alerts
 from collector.alerts.routes import router as alerts_router
 from collector.attestations.routes import router as attestations_router
+from collector.audit.routes import router as audit_router
 from collector.compliance.routes import router as compliance_router
 from collector.compliance.service import builtin_checks
 from collector.db import Database
@@ -70,7 +71,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     _install_error_handlers(app)
     for router in (agent_router, ingest_router, hosts_router, units_router, alerts_router, compliance_router,
                    exceptions_router, findings_router, feeds_router, scans_router, scores_router, incidents_router,
-                   attestations_router):
+                   attestations_router, audit_router):
         app.include_router(router)
     _install_ops_routes(app)
     return app

@@ -12,6 +12,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from collector.access import Actor
+from collector.audit import tracking
 from collector.errors import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -61,13 +63,16 @@ class Database:
             yield session
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A write transaction: committed on success, rolled back on any error."""
+    def transaction(self, *, actor: Actor | None = None) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on any error. With ``actor`` (a person
+        acting through the API, the console or a command) its changes are audited as theirs."""
         with (
             self._write_lock or nullcontext(),
             Session(self.engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            if actor is not None:
+                tracking.attach(session, actor)
             yield session
 
     def check(self) -> None:

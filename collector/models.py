@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from collector.agents.models import Agent, EnrollmentToken
 from collector.alerts.models import Alert, PipelineCursor
 from collector.attestations.models import Attestation, EvidenceFile
+from collector.audit.models import AuditEntry
 from collector.compliance.models import CheckResultRow
 from collector.events.models import Event
 from collector.exceptions.models import RiskException
@@ -28,7 +29,8 @@ from collector.vulns.models import Feed, KnownExploitedRow, OfficialWarningRow, 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "Agent", "Alert", "ApiToken", "Attestation", "CheckResultRow", "ConsoleSession", "EnrollmentToken", "Event",
+    "Agent", "Alert", "ApiToken", "Attestation", "AuditEntry", "CheckResultRow", "ConsoleSession", "EnrollmentToken",
+    "Event",
     "EvidenceFile", "Feed", "Finding", "FindingEvent", "FindingSighting", "Host", "HostActivity", "Incident",
     "IngestBatch", "InventoryRow", "KnownExploitedRow", "OfficialWarningRow", "PipelineCursor", "PublishedRanking",
     "RiskException", "ScanAsset", "ScanHost", "ScanPolicy", "ScanPort", "ScanRun", "ScoreAdjustment", "ScoreAppeal",

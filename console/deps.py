@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 from fastapi import Depends, Request
 from starlette.responses import Response
 
-from collector.deps import SESSION_COOKIE, SessionDep
+from collector.access import Actor
+from collector.deps import SESSION_COOKIE, SessionDep, act_as
 from collector.errors import Unauthorized
 from collector.scope import Scope
 from collector.security import new_secret
@@ -53,6 +54,7 @@ class Viewer:
     user: User
     scope: Scope
     csrf_token: str
+    actor: Actor
 
 
 def current_viewer(request: Request, session: SessionDep) -> Viewer:
@@ -64,8 +66,8 @@ def current_viewer(request: Request, session: SessionDep) -> Viewer:
         console_session, user = users.get_console_session(session, token=token)
     except Unauthorized:
         raise LoginRequired(requested_path(request)) from None
-    return Viewer(user=user, scope=users.scope_for(session, user=user),
-                  csrf_token=console_session.csrf_token)
+    actor = act_as(request, session, user, via="console")  # every change this page makes is audited
+    return Viewer(user=user, scope=actor.scope, csrf_token=console_session.csrf_token, actor=actor)
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]

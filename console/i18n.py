@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from babel.dates import format_timedelta
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from starlette.requests import Request
@@ -28,11 +29,32 @@ LANG_PARAM = "lang"
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
 
 
+def po_files(lang: str) -> list[Path]:
+    """A language's catalogue files: ``messages.po`` plus one file per console area (alerts.po, …)."""
+    return sorted((LOCALE_DIR / lang / "LC_MESSAGES").glob("*.po"))
+
+
+def read_catalogue(lang: str) -> Catalog:
+    """Every .po file of a language merged into one catalogue; a message in two files is an error."""
+    merged = Catalog(locale=lang)
+    origin: dict[str, str] = {}
+    for path in po_files(lang):
+        with path.open("rb") as po:
+            part = read_po(po, locale=lang)
+        for message in part:
+            if not message.id:
+                continue  # the header
+            key = message.id if isinstance(message.id, str) else message.id[0]
+            if key in origin:
+                raise ValueError(f"{path}: message {key!r} is already in {origin[key]}")
+            origin[key] = str(path)
+            merged[message.id] = message
+    return merged
+
+
 def load_catalogue(lang: str) -> gettext.NullTranslations:
-    """The translations of one language, compiled in memory from its .po file (fuzzy entries skipped)."""
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
-    with path.open("rb") as po:
-        catalogue = read_po(po, locale=lang)
+    """The translations of one language, compiled in memory from its .po files (fuzzy entries skipped)."""
+    catalogue = read_catalogue(lang)
     compiled = io.BytesIO()
     write_mo(compiled, catalogue)
     compiled.seek(0)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collector.deps import SESSION_COOKIE
 from console import i18n
 from console.deps import CsrfRejected, LoginRequired, clear_session_cookie, login_url
-from console.routes import auth, hosts, public, reports
+from console.routes import admin, alerts, auth, hosts, public, remediation, reports, scores
 from console.templating import render
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -54,10 +54,8 @@ class SecurityHeaders:
 def mount(app: FastAPI) -> None:
     """Add the console to ``app``; catalogues are read here so a broken .po fails at startup."""
     i18n.load_all()
-    app.include_router(auth.router)
-    app.include_router(hosts.router)
-    app.include_router(public.router)
-    app.include_router(reports.router)
+    for area in (auth, hosts, alerts, remediation, scores, admin, public, reports):
+        app.include_router(area.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(LoginRequired, _to_login)

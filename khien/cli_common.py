@@ -37,12 +37,17 @@ def database(args: argparse.Namespace) -> Database:
 
 
 def acting_user(session, username: str):
-    """The active user named by ``--by``: commands act with their rights and record their name."""
+    """The active user named by ``--by``: commands act with their rights and record their name; what
+    the command changes in this session is audited as theirs (via "cli")."""
+    from collector.access import Actor
+    from collector.audit import tracking
     from collector.users import service as users
 
     user = users.get_by_username(session, username=username)
     if user is None or not user.is_active:
         raise UsageError(f"unknown user: {username!r}")
+    tracking.attach(session, Actor(username=user.username, role=user.role, user_id=user.id,
+                                   scope=users.scope_for(session, user=user), via="cli"))
     return user
 
 

@@ -17,7 +17,7 @@ from collector.attestations.models import (
     EvidenceFilePublic,
     ReviewIn,
 )
-from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep, SettingsDep
+from collector.deps import CallerScope, CurrentActor, CurrentUser, DbDep, SessionDep, SettingsDep
 from collector.errors import InvalidInput, KhienError, PayloadTooLarge
 from collector.types import utcnow
 from collector.units import service as units
@@ -56,8 +56,9 @@ def get_attestation(attestation_id: int, session: SessionDep, scope: CallerScope
 
 
 @router.post("", status_code=201)
-def create_attestation(data: AttestationCreate, db: DbDep, user: CurrentUser, scope: CallerScope) -> AttestationPublic:
-    with db.transaction() as session:
+def create_attestation(data: AttestationCreate, db: DbDep, user: CurrentUser,
+                       actor: CurrentActor, scope: CallerScope) -> AttestationPublic:
+    with db.transaction(actor=actor) as session:
         row = attestations.submit(session, scope=scope, user=user, unit_code=data.unit, item=data.item,
                                   period=data.period, note=data.note, now=utcnow())
         return _public(row, _codes(session))
@@ -107,15 +108,17 @@ def download_file(attestation_id: int, file_id: int, session: SessionDep, scope:
 
 
 @router.post("/{attestation_id}/review")
-def review_attestation(attestation_id: int, data: ReviewIn, db: DbDep, user: CurrentUser) -> AttestationPublic:
-    with db.transaction() as session:
+def review_attestation(attestation_id: int, data: ReviewIn, db: DbDep, user: CurrentUser,
+                       actor: CurrentActor) -> AttestationPublic:
+    with db.transaction(actor=actor) as session:
         row = attestations.review(session, attestation_id=attestation_id, rating=data.rating, comment=data.comment,
                                   reviewer=user.username, reviewer_role=user.role, now=utcnow())
         return _public(row, _codes(session))
 
 
 @router.post("/{attestation_id}/withdraw")
-def withdraw_attestation(attestation_id: int, db: DbDep, user: CurrentUser, scope: CallerScope) -> AttestationPublic:
-    with db.transaction() as session:
+def withdraw_attestation(attestation_id: int, db: DbDep, user: CurrentUser,
+                         actor: CurrentActor, scope: CallerScope) -> AttestationPublic:
+    with db.transaction(actor=actor) as session:
         row = attestations.withdraw(session, attestation_id=attestation_id, user=user, scope=scope, now=utcnow())
         return _public(row, _codes(session))

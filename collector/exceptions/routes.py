@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Body
 
 from collector.compliance.service import builtin_checks
-from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep
+from collector.deps import CallerScope, CurrentActor, CurrentUser, DbDep, SessionDep
 from collector.exceptions import service as exceptions
 from collector.exceptions.models import RiskException, RiskExceptionCreate, RiskExceptionPublic
 from collector.types import utcnow
@@ -28,26 +28,27 @@ def get_exception(exception_id: int, session: SessionDep, scope: CallerScope) ->
 
 
 @router.post("", status_code=201)
-def create_exception(data: RiskExceptionCreate, db: DbDep, user: CurrentUser) -> RiskExceptionPublic:
-    with db.transaction() as session:
+def create_exception(data: RiskExceptionCreate, db: DbDep, user: CurrentUser,
+                     actor: CurrentActor) -> RiskExceptionPublic:
+    with db.transaction(actor=actor) as session:
         row = exceptions.create(session, data=data, approver=user.username, approver_role=user.role, now=utcnow(),
                                 known_checks=frozenset(builtin_checks().checks))
     return _public(row)
 
 
 @router.post("/{exception_id}/renew")
-def renew_exception(exception_id: int, db: DbDep, user: CurrentUser,
+def renew_exception(exception_id: int, db: DbDep, user: CurrentUser, actor: CurrentActor,
                     days: int = Body(90, embed=True)) -> RiskExceptionPublic:
-    with db.transaction() as session:
+    with db.transaction(actor=actor) as session:
         row = exceptions.renew(session, exception_id=exception_id, approver=user.username,
                                approver_role=user.role, days=days, now=utcnow())
     return _public(row)
 
 
 @router.post("/{exception_id}/revoke")
-def revoke_exception(exception_id: int, db: DbDep, user: CurrentUser,
+def revoke_exception(exception_id: int, db: DbDep, user: CurrentUser, actor: CurrentActor,
                      reason: str = Body(..., embed=True, max_length=4000)) -> RiskExceptionPublic:
-    with db.transaction() as session:
+    with db.transaction(actor=actor) as session:
         row = exceptions.revoke(session, exception_id=exception_id, by=user.username, by_role=user.role,
                                 reason=reason, now=utcnow())
     return _public(row)

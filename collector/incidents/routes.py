@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep
+from collector.deps import CallerScope, CurrentActor, CurrentUser, DbDep, SessionDep
 from collector.incidents import service as incidents
 from collector.incidents.models import IncidentCreate, IncidentReported
 from collector.types import utcnow
@@ -20,15 +20,16 @@ def list_incidents(session: SessionDep, scope: CallerScope, unit: str | None = N
 
 
 @router.post("", status_code=201)
-def record_incident(data: IncidentCreate, db: DbDep, user: CurrentUser, scope: CallerScope) -> dict:
-    with db.transaction() as session:
+def record_incident(data: IncidentCreate, db: DbDep, user: CurrentUser,
+                    actor: CurrentActor, scope: CallerScope) -> dict:
+    with db.transaction(actor=actor) as session:
         return incidents.record(session, scope=scope, data=data, by=user.username, by_role=user.role,
                                 now=utcnow()).model_dump()
 
 
 @router.post("/{incident_id}/reported")
-def record_report(incident_id: int, data: IncidentReported, db: DbDep, user: CurrentUser,
+def record_report(incident_id: int, data: IncidentReported, db: DbDep, user: CurrentUser, actor: CurrentActor,
                   scope: CallerScope) -> dict:
-    with db.transaction() as session:
+    with db.transaction(actor=actor) as session:
         return incidents.reported(session, scope=scope, incident_id=incident_id, stage=data.stage, at=data.at,
                                   by_role=user.role, now=utcnow()).model_dump()

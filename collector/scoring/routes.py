@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from collector.deps import CallerScope, CurrentUser, DbDep, SessionDep
+from collector.deps import CallerScope, CurrentActor, CurrentUser, DbDep, SessionDep
 from collector.errors import InvalidInput
 from collector.scoring import explain as explaining
 from collector.scoring import goals, ranking, review
@@ -79,16 +79,16 @@ def list_adjustments(year: int, session: SessionDep, scope: CallerScope) -> dict
 
 
 @router.post("/adjustments", status_code=201)
-def add_adjustment(data: AdjustmentCreate, db: DbDep, user: CurrentUser) -> dict:
-    with db.transaction() as session:
+def add_adjustment(data: AdjustmentCreate, db: DbDep, user: CurrentUser, actor: CurrentActor) -> dict:
+    with db.transaction(actor=actor) as session:
         row = review.add_adjustment(session, unit_code=data.unit, year=data.year, kind=data.kind, reason=data.reason,
                                     points=data.points, by=user.username, by_role=user.role, now=utcnow())
         return row.model_dump()
 
 
 @router.post("/adjustments/{adjustment_id}/revoke")
-def revoke_adjustment(adjustment_id: int, db: DbDep, user: CurrentUser) -> dict:
-    with db.transaction() as session:
+def revoke_adjustment(adjustment_id: int, db: DbDep, user: CurrentUser, actor: CurrentActor) -> dict:
+    with db.transaction(actor=actor) as session:
         return review.revoke_adjustment(session, adjustment_id=adjustment_id, by=user.username, by_role=user.role,
                                         now=utcnow()).model_dump()
 
@@ -100,30 +100,30 @@ def list_appeals(session: SessionDep, scope: CallerScope, period: str | None = N
 
 
 @router.post("/appeals", status_code=201)
-def file_appeal(data: AppealCreate, db: DbDep, user: CurrentUser, scope: CallerScope) -> dict:
-    with db.transaction() as session:
+def file_appeal(data: AppealCreate, db: DbDep, user: CurrentUser, actor: CurrentActor, scope: CallerScope) -> dict:
+    with db.transaction(actor=actor) as session:
         return review.file_appeal(session, scope=scope, unit_code=data.unit, period=data.period,
                                   indicator=data.indicator, reason=data.reason, by=user.username, by_role=user.role,
                                   now=utcnow()).model_dump()
 
 
 @router.post("/appeals/{appeal_id}/decide")
-def decide_appeal(appeal_id: int, data: AppealDecision, db: DbDep, user: CurrentUser) -> dict:
-    with db.transaction() as session:
+def decide_appeal(appeal_id: int, data: AppealDecision, db: DbDep, user: CurrentUser, actor: CurrentActor) -> dict:
+    with db.transaction(actor=actor) as session:
         return review.decide_appeal(session, appeal_id=appeal_id, accept=data.accept, decision=data.decision,
                                     corrected_value=data.corrected_value, by=user.username, by_role=user.role,
                                     now=utcnow()).model_dump()
 
 
 @router.post("/ranking/{year}/publish", status_code=201)
-def publish_ranking(year: int, db: DbDep, user: CurrentUser) -> dict:
-    with db.transaction() as session:
+def publish_ranking(year: int, db: DbDep, user: CurrentUser, actor: CurrentActor) -> dict:
+    with db.transaction(actor=actor) as session:
         return review.publish(session, year=year, by=user.username, by_role=user.role, now=utcnow()).model_dump()
 
 
 @router.delete("/ranking/{year}/publish", status_code=204)
-def unpublish_ranking(year: int, db: DbDep, user: CurrentUser) -> None:
-    with db.transaction() as session:
+def unpublish_ranking(year: int, db: DbDep, user: CurrentUser, actor: CurrentActor) -> None:
+    with db.transaction(actor=actor) as session:
         review.unpublish(session, year=year, by_role=user.role)
 
 

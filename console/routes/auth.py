@@ -9,8 +9,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from collector.deps import SESSION_COOKIE, SessionDep, SettingsDep
+from collector.access import Actor
+from collector.audit import service as audit
+from collector.deps import SESSION_COOKIE, SessionDep, SettingsDep, client_ip
 from collector.errors import Forbidden, Unauthorized
+from collector.scope import Scope
 from collector.users import service as users
 from console.deps import (
     CsrfCheckedViewer,
@@ -57,10 +60,16 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, username
     # No session exists yet, so the CSRF check is double-submit: the form must echo the cookie.
     if not tokens_match(csrf_token, request.cookies.get(login_csrf_cookie_name(settings))):
         raise CsrfRejected
+    ip = client_ip(request)
     try:
         user = users.authenticate(session, username=username, password=password)
     except (Unauthorized, Forbidden) as exc:
-        session.commit()  # the failure counter and any lockout must survive this request
+        known = users.get_by_username(session, username=username)
+        audit.log(session, actor=Actor(username=username[:128], role=known.role if known else "",
+                                       scope=Scope.units(frozenset()), source_ip=ip, via="console"),
+                  action="login_locked" if isinstance(exc, Forbidden) else "login_failed", target_type="users",
+                  target_id=known.id if known else None, unit_id=known.unit_id if known else None)
+        session.commit()  # the failure counter, any lockout and the audit entry must survive this request
         context = {"csrf_token": csrf_token, "next": safe_next(next), "username": username,
                    "error": "locked" if isinstance(exc, Forbidden) else "invalid"}
         return render(request, "login.html", context, status_code=exc.status_code)
@@ -68,7 +77,10 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, username
     if previous:  # a fresh token on every login: an old (possibly planted) session never carries over
         users.delete_console_session(session, token=previous)
     new = users.create_console_session(session, user=user, ttl=timedelta(seconds=settings.session_ttl_s),
-                                       source_ip=request.client.host if request.client else None)
+                                       source_ip=ip)
+    audit.log(session, actor=Actor(username=user.username, role=user.role, user_id=user.id, scope=Scope.everything(),
+                                   source_ip=ip, via="console"),
+              action="login", target_type="users", target_id=user.id, unit_id=user.unit_id)
     session.commit()
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(response, new.token, settings)
@@ -77,11 +89,13 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, username
 
 
 @router.post("/logout")
-def logout(request: Request, _viewer: CsrfCheckedViewer, session: SessionDep,
+def logout(request: Request, viewer: CsrfCheckedViewer, session: SessionDep,
            settings: SettingsDep) -> RedirectResponse:
     """End the session server-side (the old cookie stops working) and clear the cookie."""
     # The CSRF-checked viewer dependency has already proved this cookie names a live session.
     users.delete_console_session(session, token=request.cookies[SESSION_COOKIE])
+    audit.log(session, actor=viewer.actor, action="logout", target_type="users", target_id=viewer.user.id,
+              unit_id=viewer.user.unit_id)
     session.commit()
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, settings)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
+from console import i18n
 from tests.console import helpers as h
 
 CONSOLE = Path(__file__).parents[2] / "console"
@@ -20,8 +20,26 @@ def template_msgids() -> set[str]:
 
 
 def catalogue(lang: str):
-    with (CONSOLE / "locale" / lang / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        return read_po(po, locale=lang)
+    """Every .po file of the language merged, as the console reads them."""
+    return i18n.read_catalogue(lang)
+
+
+def test_a_message_in_two_catalogue_files_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "vi" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    (folder / "messages.po").write_text('msgid "Hosts"\nmsgstr "Máy chủ"\n', encoding="utf-8")
+    (folder / "alerts.po").write_text('msgid "Alerts"\nmsgstr "Cảnh báo"\n\nmsgid "Hosts"\nmsgstr "Máy"\n',
+                                      encoding="utf-8")
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    try:
+        i18n.read_catalogue("vi")
+    except ValueError as exc:
+        assert "messages.po" in str(exc) and "alerts.po" in str(exc) and "'Hosts'" in str(exc)
+    else:
+        raise AssertionError("a duplicate message was accepted")
+    (folder / "alerts.po").write_text('msgid "Alerts"\nmsgstr "Cảnh báo"\n', encoding="utf-8")
+    merged = i18n.read_catalogue("vi")
+    assert merged["Alerts"].string == "Cảnh báo" and merged["Hosts"].string == "Máy chủ"
 
 
 def test_every_template_string_has_a_vietnamese_translation():

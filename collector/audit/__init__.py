@@ -1,0 +1,1 @@
+"""The audit log: every change people make, who, when, from where, before and after."""

@@ -1,0 +1,7 @@
+"""Console: Users, API tokens, audit log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,7 @@
+"""Console: Alert queue and alert pages (triage)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
