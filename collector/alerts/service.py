@@ -1,4 +1,4 @@
-"""Alerts: fold detections into alerts (dedupe + suppress window), unit-scoped reads, counts."""
+"""Alerts: fold detections into alerts (dedupe window, active suppressions), unit-scoped reads, counts."""
 
 from __future__ import annotations
 
@@ -11,13 +11,22 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from collector.alerts.models import MAX_EVENT_IDS, OPEN_STATUSES, STATUSES, Alert, PipelineCursor
+from collector.alerts import suppressions
+from collector.alerts.models import (
+    MAX_EVENT_IDS,
+    OPEN_STATUSES,
+    SEVERITIES,
+    STATUSES,
+    SUPPRESSED,
+    Alert,
+    AlertSuppression,
+    PipelineCursor,
+)
 from collector.errors import InvalidInput, NotFound
 from collector.scope import Scope
 from collector.types import utcnow
 
 MAX_PAGE = 500
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,30 +50,69 @@ def dedupe_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def record(session: Session, *, detection: NewDetection) -> tuple[Alert, bool]:
+def record(session: Session, *, detection: NewDetection, now: datetime | None = None) -> tuple[Alert, bool]:
     """Fold into the open alert with the same key when within its suppress window, else open a new one.
 
-    Returns the alert and whether it is new.
+    An active suppression for the rule on the host or unit keeps the detection out of the queue
+    (a `suppressed` alert, or folded into the open one for a dedup) but never drops it: it is stored
+    and counted. Returns the alert and whether it is new.
     """
+    now = now or utcnow()
     digest = dedupe_key(detection.key)
-    latest = session.exec(select(Alert).where(Alert.dedupe_key == digest, Alert.unit_id == detection.unit_id,
-                                              Alert.status.in_(OPEN_STATUSES))
-                          .order_by(Alert.id.desc()).limit(1)).first()
+    suppression = suppressions.matching(session, rule_id=detection.rule_id, unit_id=detection.unit_id,
+                                        host_id=detection.host_id, at=now)
+    if suppression is not None:
+        return _record_suppressed(session, detection=detection, digest=digest, suppression=suppression, now=now)
+    latest = _newest(session, digest=digest, unit_id=detection.unit_id, statuses=OPEN_STATUSES)
     window = timedelta(seconds=detection.suppress_s)
     if latest is not None and detection.suppress_s > 0 and detection.first_ts <= latest.last_seen + window:
-        latest.count += 1
-        latest.event_count += detection.event_count
-        latest.last_seen = max(latest.last_seen, detection.last_ts)
-        latest.event_ids = [*latest.event_ids, *detection.event_ids][-MAX_EVENT_IDS:]
-        latest.updated_at = utcnow()
-        session.add(latest)
-        return latest, False
+        return _fold(session, latest, detection, now=now), False
+    return _open(session, detection, digest=digest, now=now), True
+
+
+def _record_suppressed(session: Session, *, detection: NewDetection, digest: str, suppression: AlertSuppression,
+                       now: datetime) -> tuple[Alert, bool]:
+    suppression.hits += 1
+    suppression.last_hit_at = now
+    session.add(suppression)
+    if suppression.kind == "dedup":
+        # Dedup: "we know, stop opening new ones" — repeats join the open alert whatever the window.
+        latest = _newest(session, digest=digest, unit_id=detection.unit_id, statuses=OPEN_STATUSES)
+        if latest is not None:
+            return _fold(session, latest, detection, now=now), False
+    held = session.exec(select(Alert).where(Alert.dedupe_key == digest, Alert.unit_id == detection.unit_id,
+                                            Alert.status == SUPPRESSED, Alert.suppression_id == suppression.id)
+                        .order_by(Alert.id.desc()).limit(1)).first()
+    if held is not None:
+        return _fold(session, held, detection, now=now), False
+    alert = _open(session, detection, digest=digest, now=now)
+    alert.status, alert.suppression_id = SUPPRESSED, suppression.id
+    return alert, True
+
+
+def _newest(session: Session, *, digest: str, unit_id: int, statuses: tuple[str, ...]) -> Alert | None:
+    return session.exec(select(Alert).where(Alert.dedupe_key == digest, Alert.unit_id == unit_id,
+                                            Alert.status.in_(statuses))
+                        .order_by(Alert.id.desc()).limit(1)).first()
+
+
+def _fold(session: Session, alert: Alert, detection: NewDetection, *, now: datetime) -> Alert:
+    alert.count += 1
+    alert.event_count += detection.event_count
+    alert.last_seen = max(alert.last_seen, detection.last_ts)
+    alert.event_ids = [*alert.event_ids, *detection.event_ids][-MAX_EVENT_IDS:]
+    alert.updated_at = now
+    session.add(alert)
+    return alert
+
+
+def _open(session: Session, detection: NewDetection, *, digest: str, now: datetime) -> Alert:
     alert = Alert(unit_id=detection.unit_id, host_id=detection.host_id, rule_id=detection.rule_id,
                   severity=detection.severity, dedupe_key=digest, group=_jsonable(detection.group),
                   event_count=detection.event_count, event_ids=list(detection.event_ids)[-MAX_EVENT_IDS:],
-                  first_seen=detection.first_ts, last_seen=detection.last_ts)
+                  first_seen=detection.first_ts, last_seen=detection.last_ts, created_at=now, updated_at=now)
     session.add(alert)
-    return alert, True
+    return alert
 
 
 def _jsonable(group: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,9 @@ ANTIMALWARE = {"installed": "mal_lnx_antimalware_installed", "running": "mal_lnx
 LOGGING = {"audit": "log_lnx_auditd_running", "retention": "log_lnx_retention", "ntp": "time_lnx_synchronized",
            "ntp_offset": "time_lnx_offset_small"}
 DEFACEMENT_RULE = "file_lnx_web_root_change"
-HANDLED_ALERTS = ("acknowledged", "in_progress", "resolved", "false_positive", "duplicate")
+# A8: a high/critical alert still open this many days after it was created is no longer "handled"
+# (the model YAML has no closing deadline; one week for both severities, stated in docs/scoring.md).
+A8_CLOSE_DAYS = 7
 
 
 def end_of_day(day: date) -> datetime:
@@ -351,12 +353,8 @@ def _like(pattern: str) -> str:
 
 def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, HostInfo]) -> dict[int, Measure]:
     shares = model.indicators["A8"].components
-    rows = session.execute(
-        select(Alert.unit_id, func.count(), func.sum(case((Alert.status.in_(HANDLED_ALERTS), 1), else_=0)))
-        .where(Alert.severity.in_(("high", "critical")), Alert.created_at >= window.start,
-               Alert.created_at < window.at, window.only(Alert.unit_id)).group_by(Alert.unit_id))
-    counts = {unit_id: (int(n), int(handled or 0)) for unit_id, n, handled in rows}
     p = model.indicators["A8"].params
+    counts = _alerts_handled(session, window, ack_hours=p["acknowledge_hours"])
     # Serious incidents detected in the window and on record by the end of the day (a month recomputed
     # later sees what was known then), reported on time as of the end of the day (few rows).
     reported: dict[int, list[bool]] = defaultdict(list)
@@ -379,6 +377,30 @@ def a8(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
                                parts=[("alerts", float(n), alerts_share, {"handled": handled}),
                                       ("incidents", float(len(verdicts)), incidents_share,
                                        {"serious": len(verdicts), "on_time": sum(verdicts)})])
+    return out
+
+
+def _alerts_handled(session: Session, window: Window, *, ack_hours: float) -> dict[int, tuple[int, int]]:
+    """(high/critical alerts created in the window, how many were handled) per unit, as of ``window.at``.
+
+    Handled: acknowledged within ``ack_hours`` of creation (or not yet due at the end of the day), and
+    closed by the end of the day or still open but created less than ``A8_CLOSE_DAYS`` before it.
+    Only the first acknowledgement and closing times count (never cleared, and taken as of the end of
+    the day), so triage after the day does not change the day's value. Alerts opened as suppressed are
+    out: a suppression is an audited triage decision, not a detection left unhandled.
+    """
+    ack_window = timedelta(hours=ack_hours)
+    close_cutoff = window.at - timedelta(days=A8_CLOSE_DAYS)
+    out: dict[int, tuple[int, int]] = {}
+    rows = session.execute(select(Alert.unit_id, Alert.created_at, Alert.acknowledged_at, Alert.closed_at).where(
+        Alert.severity.in_(("high", "critical")), Alert.created_at >= window.start, Alert.created_at < window.at,
+        Alert.suppression_id.is_(None), window.only(Alert.unit_id)))
+    for unit_id, created, acked, closed in rows:
+        acked = acked if acked is not None and acked < window.at else None
+        ack_ok = (acked - created <= ack_window) if acked is not None else window.at - created < ack_window
+        close_ok = (closed is not None and closed < window.at) or created >= close_cutoff
+        n, handled = out.get(unit_id, (0, 0))
+        out[unit_id] = (n + 1, handled + int(ack_ok and close_ok))
     return out
 
 

@@ -139,13 +139,20 @@ def populate(w: World) -> World:
                   due_at=t(30))
         w.finding(s, w.h2, w.d1, "failed_check", kind="exposure", rule="tls-expired-certificate",
                   first_seen=t(1), due_at=t(30), fixed_at=t(5))
-        # A8 — D1: 4 high/critical alerts in the window, 3 handled; a low one and an old one do not count
-        for i, (sev, status, created) in enumerate((("high", "acknowledged", t(2)), ("critical", "resolved", t(3)),
-                                                     ("high", "false_positive", t(4)), ("critical", "new", t(5)),
-                                                     ("low", "new", t(6)), ("high", "new", t(1, 8)))):
+        # A8 — D1: 4 high/critical alerts in the window, 3 handled (acknowledged within 24 h, and closed by
+        # the end of D or open but less than 7 days old); the critical one still `new` is not; a low one and
+        # an old one do not count.
+        hour = timedelta(hours=1)
+        for i, (sev, status, created, acked, closed) in enumerate((
+                ("high", "acknowledged", t(9), t(9) + hour, None),
+                ("critical", "resolved", t(3), t(3) + 2 * hour, t(5)),
+                ("high", "false_positive", t(4), t(4) + 23 * hour, t(4) + 23 * hour),
+                ("critical", "new", t(5), None, None),
+                ("low", "new", t(6), None, None),
+                ("high", "new", t(1, 8), None, None))):
             s.add(Alert(unit_id=w.d1, host_id=w.h2, rule_id="ssh_lnx_brute_force", severity=sev, title="a",
                         dedupe_key=f"a{i}", status=status, first_seen=created, last_seen=created,
-                        created_at=created, updated_at=created))
+                        created_at=created, updated_at=created, acknowledged_at=acked, closed_at=closed))
         s.add(Alert(unit_id=w.d1, host_id=w.h2, rule_id="file_lnx_web_root_change", severity="medium", title="d",
                     dedupe_key="deface", first_seen=t(7), last_seen=t(7), created_at=t(7), updated_at=t(7)))
         # M1 — level approved Đạt (1), plan implemented Đạt một phần (0.5), rules/officer not rated → 60;
