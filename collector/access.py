@@ -20,7 +20,8 @@ class Action(StrEnum):
     remediate = "remediate"  # remediation items: status, assignee, comments, evidence
     request_exception = "request_exception"  # ask for a risk acceptance of a finding
     approve_exception = "approve_exception"  # approve, reject or revoke risk acceptances
-    submit_evidence = "submit_evidence"  # attestations, incidents, appeals of a unit
+    submit_evidence = "submit_evidence"  # attestations and appeals of a unit
+    record_incidents = "record_incidents"  # incidents and their report times
     review_evidence = "review_evidence"  # rate attestations
     govern_scores = "govern_scores"  # adjustments, appeal decisions, freezing, publication
     manage_users = "manage_users"  # users, roles, API tokens, units
@@ -31,9 +32,10 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     "admin": frozenset(Action),
     # Analysts triage and remediate across every unit; they do not approve what they asked for.
     "analyst": frozenset({Action.triage_alerts, Action.suppress_alerts, Action.remediate,
-                          Action.request_exception, Action.review_evidence}),
+                          Action.request_exception, Action.review_evidence, Action.record_incidents}),
     # A unit officer works on their own unit subtree: remediation, evidence, exceptions asked, appeals.
-    "unit_officer": frozenset({Action.remediate, Action.request_exception, Action.submit_evidence}),
+    "unit_officer": frozenset({Action.remediate, Action.request_exception, Action.submit_evidence,
+                               Action.record_incidents}),
     # Auditors read everything and change nothing; the audit log is theirs to read.
     "auditor": frozenset({Action.view_audit}),
 }
@@ -41,6 +43,11 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
 
 def allowed(role: str, action: Action) -> bool:
     return action in ROLE_ACTIONS.get(role, frozenset())
+
+
+def roles_with(action: Action) -> frozenset[str]:
+    """The roles that may take ``action`` (for services that check a role name)."""
+    return frozenset(role for role, actions in ROLE_ACTIONS.items() if action in actions)
 
 
 @dataclass(frozen=True, slots=True)

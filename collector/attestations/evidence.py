@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from collector.errors import InvalidInput, KhienError, PayloadTooLarge
+from collector.errors import InvalidInput, KhienError, NotFound, PayloadTooLarge
 
 CHUNK = 1 << 16
 SCAN_ENV = "KHIEN_EVIDENCE_SCAN_COMMAND"
@@ -93,6 +93,16 @@ class Staged:
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
+
+
+def stored_file(*, data_dir: Path, stored_path: str, file_id: int) -> Path:
+    """Where a stored evidence file's bytes are; NotFound if the row points outside the evidence folder
+    (a tampered row must not serve /etc/shadow) or the bytes are gone."""
+    root = (data_dir / EVIDENCE_DIR).resolve()
+    path = (data_dir / stored_path).resolve()
+    if root not in path.parents or not path.is_file():
+        raise NotFound(f"evidence file {file_id}: content missing from the data directory")
+    return path
 
 
 def stage(*, data_dir: Path, max_bytes: int, filename: str, stream: BinaryIO) -> Staged:

@@ -14,7 +14,8 @@ from typing import BinaryIO, Protocol
 
 from sqlmodel import Session, select
 
-from collector.attestations.evidence import EVIDENCE_DIR, Staged, stage
+from collector.access import Action, roles_with
+from collector.attestations.evidence import Staged, stage, stored_file
 from collector.attestations.models import (
     ITEM_IDS,
     MAX_TEXT,
@@ -27,8 +28,8 @@ from collector.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collector.scope import Scope
 from collector.units import service as units
 
-SUBMITTER_ROLES = frozenset({"admin", "unit_officer"})
-REVIEWER_ROLES = frozenset({"admin"})
+SUBMITTER_ROLES = roles_with(Action.submit_evidence)
+REVIEWER_ROLES = roles_with(Action.review_evidence)
 MAX_FILES = 50
 FIRST_PERIOD = 2015  # the Law on Network Information Security (86/2015) is the earliest basis
 
@@ -118,7 +119,7 @@ def _attachable(session: Session, *, attestation_id: int, user: Actor, scope: Sc
 def review(session: Session, *, attestation_id: int, rating: str, comment: str | None, reviewer: str,
            reviewer_role: str, now: datetime) -> Attestation:
     """Rate an attestation Đạt / Đạt một phần / Chưa đạt (administrators; a comment unless Đạt)."""
-    _require(reviewer_role, REVIEWER_ROLES, "only administrators review attestations")
+    _require(reviewer_role, REVIEWER_ROLES, "only administrators and analysts review attestations")
     if rating not in RATINGS:
         raise InvalidInput(f"unknown rating {rating!r}; choose from {', '.join(RATINGS)}")
     comment = (comment or "").strip() or None
@@ -192,11 +193,7 @@ def get_file(session: Session, *, scope: Scope, attestation_id: int, file_id: in
                                                   scope.where(EvidenceFile.unit_id))).first()
     if row is None:
         raise NotFound(f"evidence file {file_id} not found")
-    root = (data_dir / EVIDENCE_DIR).resolve()
-    path = (data_dir / row.stored_path).resolve()
-    if root not in path.parents or not path.is_file():
-        raise NotFound(f"evidence file {file_id}: content missing from the data directory")
-    return row, path
+    return row, stored_file(data_dir=data_dir, stored_path=row.stored_path, file_id=file_id)
 
 
 def values(session: Session, *, unit_ids: list[int] | set[int] | frozenset[int], period: int,

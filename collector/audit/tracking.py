@@ -25,7 +25,8 @@ ACTOR_KEY = "khien.actor"
 
 # The tables people change through the console, the API or `khien` commands.
 AUDITED_TABLES = frozenset({
-    "alerts", "alert_comments", "alert_suppressions", "findings", "remediation_comments", "risk_exceptions",
+    "alerts", "alert_comments", "alert_suppressions", "findings", "remediation_comments", "remediation_evidence",
+    "risk_exceptions",
     "attestations", "evidence_files", "incidents", "score_adjustments", "score_appeals", "published_rankings",
     "users", "api_tokens", "units", "unit_ranges", "scan_policies", "enrollment_tokens", "agents",
 })

@@ -7,11 +7,15 @@ from datetime import datetime
 from sqlalchemy import Index
 from sqlmodel import Column, Field, SQLModel
 
-from collector.types import UTCDateTime, utcnow
+from collector.types import BigIntPK, UTCDateTime, utcnow
 
 TARGET_KINDS = ("check", "finding")
 SCOPES = ("host", "unit", "all")
 MAX_TEXT = 4000
+MAX_DAYS = 90
+# requested: asked by a unit or an analyst, not in force; approved: in force until it expires or is
+# revoked; rejected: refused by an administrator, never in force.
+DECISIONS = ("requested", "approved", "rejected")
 
 
 class RiskException(SQLModel, table=True):
@@ -27,16 +31,28 @@ class RiskException(SQLModel, table=True):
     justification: str = Field(max_length=MAX_TEXT)
     compensating_control: str = Field(max_length=MAX_TEXT)
     requested_by: str | None = Field(default=None, max_length=128)
-    approved_by: str = Field(max_length=128)
+    approved_by: str = Field(max_length=128)  # "" while requested or when rejected
+    # When it came into force (the approval). A request that is not approved has a zero-length validity
+    # (expires_at == created_at), so any "created before T and expiring after T" query never counts it.
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = Field(default="approved", max_length=16, sa_column_kwargs={"server_default": "approved"})
+    finding_id: int | None = Field(default=None, sa_column=Column(BigIntPK, nullable=True, index=True))
+    requested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    requested_days: int | None = None  # the expiry asked for, in days from the approval
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    decision_comment: str | None = Field(default=None, max_length=MAX_TEXT)
     renewals: int = 0
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     revoked_by: str | None = Field(default=None, max_length=128)
     revoke_reason: str | None = Field(default=None, max_length=MAX_TEXT)
 
     def status_at(self, at: datetime) -> str:
-        """active, expired or revoked — computed, so an expired exception lapses with no job to run."""
+        """requested, rejected, or (approved) active, expired or revoked — computed, so an expired exception
+        lapses with no job to run."""
+        if self.status != "approved":
+            return self.status
         if self.revoked_at is not None and self.revoked_at <= at:
             return "revoked"
         return "active" if at < self.expires_at else "expired"
@@ -71,4 +87,30 @@ class RiskExceptionPublic(SQLModel):
     revoked_at: datetime | None
     revoked_by: str | None
     revoke_reason: str | None
-    status: str
+    status: str  # requested | rejected | active | expired | revoked
+    finding_id: int | None = None
+    requested_at: datetime | None = None
+    requested_days: int | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_comment: str | None = None
+
+
+class ExceptionRequestCreate(SQLModel):
+    """A request for a risk acceptance: of one finding (``finding_id``: its rule on its host), or of an
+    explicit target like ``RiskExceptionCreate``."""
+
+    finding_id: int | None = None
+    target_kind: str | None = None
+    target: str | None = Field(default=None, min_length=1, max_length=255)
+    scope: str | None = None
+    unit: str | None = None
+    host_id: int | None = None
+    justification: str = Field(min_length=10, max_length=MAX_TEXT)
+    compensating_control: str = Field(min_length=3, max_length=MAX_TEXT)
+    expires_in_days: int = Field(default=MAX_DAYS, ge=1, le=MAX_DAYS)
+
+
+class ExceptionDecision(SQLModel):
+    comment: str | None = Field(default=None, max_length=MAX_TEXT)
+    days: int | None = Field(default=None, ge=1, le=MAX_DAYS)  # approve for less than asked

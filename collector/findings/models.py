@@ -12,14 +12,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, PrimaryKeyConstraint, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 from collector.types import BigIntPK, JSONData, UTCDateTime
 
 KINDS = ("vulnerability", "patch", "check", "exposure", "unmanaged", "eol")
 STORED_STATUSES = ("open", "reopened", "fixed")
 STATUSES = (*STORED_STATUSES, "accepted")  # accepted: open, and covered by an active exception (computed)
+# What people say about the work on an open finding. "fixed" is not among them: only the engine closes a
+# finding, when agent or scan data proves it gone (``status``/``fixed_proof``).
+REMEDIATION_STATUSES = ("open", "in_progress", "fixed_pending_verification", "risk_accepted")
+MAX_COMMENT = 4000
 
 
 class Finding(SQLModel, table=True):
@@ -30,6 +35,7 @@ class Finding(SQLModel, table=True):
         Index("ix_findings_unit_status", "unit_id", "status"),
         Index("ix_findings_host_status", "host_id", "status"),
         Index("ix_findings_due", "status", "due_at"),
+        Index("ix_findings_status_first_seen", "status", "first_seen"),  # remediation age buckets
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
@@ -66,6 +72,12 @@ class Finding(SQLModel, table=True):
     fixed_proof: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONData, nullable=True))
     reopened_count: int = 0
     obs_hash: str = Field(default="", max_length=32)  # what the producer last reported (collector.findings.service)
+    # Remediation (people's side): where the work stands and who does it (collector.findings.remediation).
+    # The default lives in the database (not a Python column default): the bulk loaders (collector.bulk)
+    # insert exactly the keys they are given, and the engine's older callers do not give this one.
+    remediation_status: str = Field(default="open", sa_column=Column(AutoString(32), nullable=False,
+                                                                      server_default="open"))
+    assignee: str | None = Field(default=None, max_length=64)
 
 
 class FindingSighting(SQLModel, table=True):
@@ -100,6 +112,50 @@ class FindingEvent(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONData, nullable=False))
 
 
+class RemediationComment(SQLModel, table=True):
+    """A note on a remediation item; append-only (the audit log keeps who wrote it, from where)."""
+
+    __tablename__ = "remediation_comments"
+    __table_args__ = (Index("ix_remediation_comments_finding", "finding_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(sa_column=Column(BigIntPK, ForeignKey("findings.id"), nullable=False))
+    unit_id: int = Field(foreign_key="units.id")  # the finding's unit, so reads filter by scope directly
+    author: str = Field(max_length=128)
+    body: str = Field(max_length=MAX_COMMENT)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class RemediationEvidence(SQLModel, table=True):
+    """A file showing the work done (a change ticket, a screenshot); its bytes are stored like attestation
+    evidence, content-addressed under ``<data dir>/evidence/`` (collector.attestations.evidence)."""
+
+    __tablename__ = "remediation_evidence"
+    __table_args__ = (Index("ix_remediation_evidence_finding", "finding_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(sa_column=Column(BigIntPK, ForeignKey("findings.id"), nullable=False))
+    unit_id: int = Field(foreign_key="units.id")
+    filename: str = Field(max_length=255)  # sanitised display name, never a path
+    content_type: str = Field(max_length=128)  # detected from the bytes, not the client's claim
+    size: int
+    sha256: str = Field(max_length=64)
+    stored_path: str = Field(max_length=255)
+    uploaded_by: str = Field(max_length=128)
+    uploaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class RemediationEvidencePublic(SQLModel):
+    id: int
+    finding_id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+
+
 class FindingPublic(SQLModel):
     id: int
     unit: str
@@ -131,3 +187,6 @@ class FindingPublic(SQLModel):
     fixed_proof: dict[str, Any] | None
     reopened_count: int
     exception_id: int | None = None
+    # "fixed" when the engine proved it fixed, else the people's remediation status.
+    remediation_status: str = "open"
+    assignee: str | None = None

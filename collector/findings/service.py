@@ -234,7 +234,7 @@ def _new_row(subject: Subject, kind: str, producer: str, obs: Observation, key: 
             "distro_state": obs.distro_state, "fixed_version": obs.fixed_version, "status": "open",
             "sources": producer, "evidence": evidence, "obs_hash": digest, "first_seen": now, "last_seen": now,
             "clock_start": clock, "due_at": due.due_at, "mitigate_by": due.mitigate_by, "sla_version": due.version,
-            "fixed_at": None, "fixed_proof": None, "reopened_count": 0}
+            "fixed_at": None, "fixed_proof": None, "reopened_count": 0, "remediation_status": "open", "assignee": None}
 
 
 def _fields(subject: Subject, obs: Observation, row: Any, sla: SlaTable, evidence: dict[str, Any],
@@ -269,7 +269,8 @@ def _reopen(session, subject, producer, obs, row, now, sla, events, evidence, di
     """Back within the reopen window: same row, same first-seen date and clock, so the same deadline."""
     values = _fields(subject, obs, row, sla, evidence, digest) | {
         "status": "reopened", "last_seen": now, "sources": producer, "fixed_at": None,
-        "reopened_count": FINDINGS.c.reopened_count + 1}
+        "reopened_count": FINDINGS.c.reopened_count + 1,
+        "remediation_status": "open"}  # back after a fix: whatever people said about it is work to redo
     session.connection().execute(update(FINDINGS).where(FINDINGS.c.id == row.id).values(**values))
     events.append({"finding_id": row.id, "unit_id": row.unit_id, "at": now, "action": "reopened",
                    "detail": {"fixed_at": row.fixed_at.isoformat(), "by": producer}})
@@ -399,10 +400,19 @@ def _public(finding: Finding, unit_code: str, hostname: str | None, now: datetim
             status, exception_id = "accepted", covering.id
     # An accepted finding is not overdue (assurance model: exceptions).
     overdue = status in ("open", "reopened") and finding.due_at < now
+    remediation = "fixed" if finding.status == "fixed" else finding.remediation_status
     data = finding.model_dump() | {"unit": unit_code, "hostname": hostname, "status": status, "overdue": overdue,
+                                   "remediation_status": remediation,
                                    "exception_id": exception_id, "sources": _producers(finding),
                                    "last_seen": _last_seen(finding, sighted)}
     return FindingPublic.model_validate(data)
+
+
+def present(session: Session, rows: list[tuple[Finding, str, str | None]], *, now: datetime) -> list[FindingPublic]:
+    """(finding, unit code, hostname) rows as people see them: exceptions applied, last seen from sightings."""
+    coverage = _coverage(session, now)
+    sighted = _sighted(session, [r[0] for r in rows])
+    return [_public(f, code, hostname, now, coverage, sighted) for f, code, hostname in rows]
 
 
 def get(session: Session, *, scope: Scope, finding_id: int, now: datetime) -> tuple[FindingPublic, list[FindingEvent]]:

@@ -6,12 +6,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
+from collector.access import Action, roles_with
 from collector.errors import Forbidden, InvalidInput, NotFound
 from collector.incidents.models import SEVERITIES, Incident, IncidentCreate
 from collector.scope import Scope
 from collector.units import service as units
 
-RECORDERS = frozenset({"admin", "analyst", "unit_officer"})
+RECORDERS = roles_with(Action.record_incidents)
 
 
 def _check_times(detected: datetime, initial: datetime | None, full: datetime | None, now: datetime) -> None:

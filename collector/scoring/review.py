@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from collector.access import Action, roles_with
 from collector.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collector.scope import Scope
 from collector.scoring.activity import local_day
@@ -19,8 +20,8 @@ from collector.units import service as units
 from rules.scoring.annual import AppliedAdjustment
 from rules.scoring.model import INDICATORS, ScoringModel, builtin_model
 
-REVIEWERS = frozenset({"admin"})
-APPELLANTS = frozenset({"admin", "unit_officer"})
+REVIEWERS = roles_with(Action.govern_scores)
+APPELLANTS = roles_with(Action.submit_evidence)
 MIN_REASON = 10
 
 

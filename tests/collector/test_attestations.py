@@ -294,9 +294,10 @@ def test_service_scope_and_roles(db, tmp_path):
         with pytest.raises(NotFound):
             attestations.submit(s, scope=Scope.units(frozenset({d2})), user=officer, unit_code="D1",
                                 item="drill", period=YEAR, note=None, now=utcnow())
-        with pytest.raises(Forbidden):
-            attestations.review(s, attestation_id=row.id, rating="dat", comment=None, reviewer="x",
-                                reviewer_role="analyst", now=utcnow())
+        for role in ("unit_officer", "auditor"):  # reviewers: admins and analysts (collector.access)
+            with pytest.raises(Forbidden):
+                attestations.review(s, attestation_id=row.id, rating="dat", comment=None, reviewer="x",
+                                    reviewer_role=role, now=utcnow())
     with db.transaction() as s:
         rated = attestations.review(s, attestation_id=row.id, rating="dat", comment=None, reviewer="boss",
                                     reviewer_role="admin", now=utcnow())
