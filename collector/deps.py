@@ -56,7 +56,8 @@ CSRF_HEADER = "x-csrf-token"
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    client = getattr(request, "client", None)  # None when the ASGI server does not say (and in unit tests)
+    return client.host if client else None
 
 
 def act_as(request: Request, session: Session, user: User, *, via: str) -> Actor:

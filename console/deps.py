@@ -13,16 +13,18 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
+from sqlalchemy.orm.attributes import set_committed_value
 from starlette.responses import Response
 
 from collector.access import Actor
-from collector.deps import SESSION_COOKIE, SessionDep, act_as
+from collector.deps import SESSION_COOKIE, DbDep, SessionDep, act_as
 from collector.errors import Unauthorized
 from collector.scope import Scope
 from collector.security import new_secret
 from collector.settings import Settings
 from collector.users import service as users
 from collector.users.models import User
+from console import i18n
 
 CSRF_FIELD = "csrf_token"
 LOGIN_CSRF_COOKIE = "khien_login_csrf"
@@ -57,8 +59,12 @@ class Viewer:
     actor: Actor
 
 
-def current_viewer(request: Request, session: SessionDep) -> Viewer:
-    """The logged-in viewer from the session cookie; otherwise LoginRequired."""
+def current_viewer(request: Request, session: SessionDep, db: DbDep) -> Viewer:
+    """The logged-in viewer from the session cookie; otherwise LoginRequired (also after 30 idle minutes).
+
+    Two small writes ride on page views: the session's last_seen_at (at most once a minute, for the
+    idle timeout) and, when the page was asked for with ``?lang=``, the person's saved language.
+    """
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired(requested_path(request))
@@ -67,6 +73,15 @@ def current_viewer(request: Request, session: SessionDep) -> Viewer:
     except Unauthorized:
         raise LoginRequired(requested_path(request)) from None
     actor = act_as(request, session, user, via="console")  # every change this page makes is audited
+    chosen = i18n.requested_language(request)
+    if users.needs_touch(console_session) or (chosen and chosen != user.language):
+        with db.transaction(actor=actor) as writing:  # the language change is audited as the person's
+            users.touch_console_session(writing, session_id=console_session.id)
+            if chosen:
+                users.set_language(writing, actor=actor, language=chosen)
+        if chosen:  # this request's copy, without marking it changed (the row is already written above)
+            set_committed_value(user, "language", chosen)
+    request.state.user_language = chosen or user.language  # console.i18n.language_of reads it
     return Viewer(user=user, scope=actor.scope, csrf_token=console_session.csrf_token, actor=actor)
 
 

@@ -2,7 +2,8 @@
 
 The .po files are the only source: they are compiled in memory when the console starts, so there is
 no build step and no compiled .mo file to forget. The language comes from ``?lang=`` (remembered in a
-cookie), else that cookie, else Vietnamese. Accept-Language is deliberately ignored: the console is
+cookie, and saved on the account of a logged-in viewer), else the logged-in person's saved language,
+else that cookie, else Vietnamese. Accept-Language is deliberately ignored: the console is
 for Vietnamese agencies, and a browser installed in English must not switch a civil servant's screen.
 """
 
@@ -79,9 +80,15 @@ def requested_language(request: Request) -> str | None:
     return lang if lang in LANGUAGES else None
 
 
+def saved_language(request: Request) -> str | None:
+    """The logged-in viewer's saved language (console.deps puts it on the request), if any."""
+    lang = getattr(request.state, "user_language", None)
+    return lang if lang in LANGUAGES else None
+
+
 def language_of(request: Request) -> str:
-    """The language to render this request in: query, then cookie, then Vietnamese."""
-    lang = requested_language(request) or request.cookies.get(LANG_COOKIE)
+    """The language to render this request in: query, then the viewer's saved one, then cookie, then Vietnamese."""
+    lang = requested_language(request) or saved_language(request) or request.cookies.get(LANG_COOKIE)
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 

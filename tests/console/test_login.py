@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from sqlmodel import select
+
+from collector.types import utcnow
+from collector.users.models import ConsoleSession, User
+from tests.console import accounts_helpers as a
 from tests.console import helpers as h
 
 GENERIC_ERROR_VI = "Tên đăng nhập hoặc mật khẩu không đúng."
@@ -96,3 +103,70 @@ def test_login_returns_to_the_requested_page_but_never_off_site(client, world):
     for evil in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example"):
         client.cookies.clear()
         assert h.login(client, "admin", next_path=evil).headers["location"] == "/hosts"
+
+
+# --- throttling per address, idle sessions, the language saved per person -----------------------------
+
+THROTTLED_VI = "Có quá nhiều lần đăng nhập thất bại từ địa chỉ mạng này"
+
+
+def test_twenty_failures_from_one_address_answer_429_with_retry_after(client):
+    # Twenty different (unknown) names: no single account's lockout is involved.
+    for i in range(20):
+        assert h.login(client, f"guess{i:02d}", "not the password at all").status_code == 401
+    refused = h.login(client, "officer2")  # even the right password, from this address, must wait
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["retry-after"]) <= 15 * 60
+    assert THROTTLED_VI in refused.text
+    assert "khien_session=" not in " ".join(refused.headers.get_list("set-cookie"))
+
+
+def test_successful_logins_do_not_count_toward_the_address_limit(client):
+    for _ in range(25):
+        client.cookies.clear()
+        assert h.login(client, "officer1").status_code == 303
+
+
+def _age_session(db, username: str, *, idle: timedelta) -> None:
+    with db.transaction() as s:
+        user = s.exec(select(User).where(User.username == username)).one()
+        for row in s.exec(select(ConsoleSession).where(ConsoleSession.user_id == user.id)):
+            row.created_at = row.last_seen_at = utcnow() - idle
+
+
+def test_a_session_idle_for_thirty_minutes_ends(officer1, db):
+    _age_session(db, "officer1", idle=timedelta(minutes=31))
+    page = officer1.get("/hosts", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+def test_activity_pushes_the_idle_timeout_back_at_most_once_a_minute(officer1, db):
+    _age_session(db, "officer1", idle=timedelta(minutes=20))
+    assert officer1.get("/hosts").status_code == 200
+    [row] = a.sessions_of(db, "officer1")
+    assert utcnow() - row.last_seen_at < timedelta(seconds=30)  # touched
+    with db.transaction() as s:  # 40 seconds ago: not worth a write yet
+        fresh = s.get(ConsoleSession, row.id)
+        fresh.last_seen_at = utcnow() - timedelta(seconds=40)
+        stamp = fresh.last_seen_at
+    assert officer1.get("/hosts").status_code == 200
+    assert a.sessions_of(db, "officer1")[0].last_seen_at == stamp
+
+
+def test_language_chosen_while_logged_in_follows_the_person_to_a_fresh_browser(client, db):
+    h.logged_in(client, "officer1")
+    assert '<html lang="en">' in client.get("/hosts?lang=en").text
+    assert a.user_row(db, "officer1").language == "en"
+    client.cookies.clear()  # another computer: no cookie at all
+    assert '<html lang="vi">' in client.get("/login").text
+    h.logged_in(client, "officer1")
+    assert '<html lang="en">' in client.get("/hosts").text
+    # The account page's form saves it too (CSRF-checked).
+    csrf = h.csrf_token(client.get("/account").text)
+    assert client.post("/account/language", data={"language": "fr", "csrf_token": csrf}).status_code == 422
+    saved = client.post("/account/language", data={"language": "vi", "csrf_token": csrf}, follow_redirects=False)
+    assert saved.status_code == 303 and a.user_row(db, "officer1").language == "vi"
+    assert client.post("/account/language", data={"language": "en"}).status_code == 403
+    assert '<html lang="vi">' in client.get("/hosts").text
+    # Another person in the same browser keeps their own (unset: the browser's cookie, Vietnamese).
+    assert a.user_row(db, "officer2").language is None
