@@ -13,6 +13,8 @@ from collector.types import BigIntPK, JSONData, UTCDateTime, utcnow
 
 class Host(SQLModel, table=True):
     __tablename__ = "hosts"
+    # The console's host list pages by (hostname, id) and (last_seen, id) keysets.
+    __table_args__ = (Index("ix_hosts_hostname", "hostname", "id"), Index("ix_hosts_last_seen", "last_seen", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="units.id", index=True)
