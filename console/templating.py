@@ -41,11 +41,17 @@ def lang_url(context: Context, lang: str) -> str:
     return f"{request.url.path}?{urlencode([*params, (i18n.LANG_PARAM, lang)])}"
 
 
-def vietnam_time(value: Any) -> str:
-    """'2025-03-01 14:05' on Vietnam's clock; anything that is not a datetime is shown as is."""
+# Vietnamese writes day/month/year; the English pages keep the unambiguous ISO order.
+TIME_FORMATS = {"vi": "%d/%m/%Y %H:%M", "en": "%Y-%m-%d %H:%M"}
+
+
+@pass_context
+def vietnam_time(context: Context, value: Any) -> str:
+    """'01/03/2025 14:05' (Vietnamese) or '2025-03-01 14:05' on Vietnam's clock; anything that is not a
+    datetime is shown as is."""
     if not isinstance(value, datetime):
         return "" if value is None else str(value)
-    return i18n.to_vietnam_time(value).strftime("%Y-%m-%d %H:%M")
+    return i18n.to_vietnam_time(value).strftime(TIME_FORMATS.get(context.get("lang"), TIME_FORMATS["vi"]))
 
 
 @pass_context
