@@ -28,6 +28,8 @@ class Alert(SQLModel, table=True):
         Index("ix_alerts_unit_status_last", "unit_id", "status", "last_seen"),
         Index("ix_alerts_dedupe_key", "dedupe_key", "id"),
         Index("ix_alerts_status_id", "status", "id"),
+        Index("ix_alerts_severity_status_id", "severity", "status", "id"),  # the queue's bounded counts
+        Index("ix_alerts_unit_severity_status", "unit_id", "severity", "status"),  # a unit's counts, index-only
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))

@@ -88,7 +88,7 @@ def alerts_page(request: Request, viewer: ViewerDep, session: SessionDep) -> Res
         "error": error, "units": units.list_(session, scope=viewer.scope),
         "severities": SEVERITIES, "status_options": ("open", "closed", *STATUSES), "sorts": queue.SORTS,
         "bulk_statuses": ("acknowledged", "in_progress", *CLOSED_STATUSES),
-        "can_triage": viewer.actor.can(Action.triage_alerts), "closed": CLOSED_STATUSES,
+        "can_triage": viewer.actor.can(Action.triage_alerts), "closed": CLOSED_STATUSES, "cap": queue.COUNT_CAP,
     }, status_code=error.status_code if error else 200)
 
 

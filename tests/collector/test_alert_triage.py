@@ -344,3 +344,16 @@ def test_a8_is_fixed_as_of_the_day_whatever_triage_happens_later(db):
     with db.session() as s:
         after = scoring.compute(s, day=D)[world.d1].measures["A8"]
     assert (after.numerator, after.denominator) == (4, 6)
+
+
+def test_counts_stop_at_the_cap_for_everyone_and_for_a_unit(db, world):
+    """Counting past the cap would scan every alert of the province: a value over ``cap`` means "more"."""
+    ah.many_alerts(db, host_id=world.web01, n=5)  # D1, medium
+    ah.add_alert(db, host_id=world.db02, severity="critical")  # D2
+    with db.session() as s:
+        d1 = ah.actor(db, "officer1").scope
+        assert queue.severity_counts(s, scope=ALL, filters=queue.AlertFilter(), cap=3)["medium"] == 4  # 3 + 1
+        assert queue.severity_counts(s, scope=ALL, filters=queue.AlertFilter(), cap=100)["medium"] == 5
+        assert queue.severity_counts(s, scope=d1, filters=queue.AlertFilter(), cap=3)["medium"] == 4
+        mine = queue.severity_counts(s, scope=d1, filters=queue.AlertFilter(), cap=100)
+        assert (mine["medium"], mine["critical"]) == (5, 0)  # D2's critical alert is not D1's
