@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
+from collector import uploads
 from collector.attestations import service as attestations
 from collector.attestations.models import (
     ITEMS_BY_ID,
@@ -18,16 +19,11 @@ from collector.attestations.models import (
     ReviewIn,
 )
 from collector.deps import CallerScope, CurrentActor, CurrentUser, DbDep, SessionDep, SettingsDep
-from collector.errors import InvalidInput, KhienError, PayloadTooLarge
+from collector.errors import InvalidInput
 from collector.types import utcnow
 from collector.units import service as units
 
 router = APIRouter(prefix="/api/v1/attestations", tags=["attestations"])
-
-# Room for the multipart boundaries and part headers around the file itself.
-MULTIPART_OVERHEAD = 64 * 1024
-UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
 
 
 def _public(row: Attestation, codes: dict[int, str]) -> AttestationPublic:
@@ -64,17 +60,13 @@ def create_attestation(data: AttestationCreate, db: DbDep, user: CurrentUser,
         return _public(row, _codes(session))
 
 
-@router.post("/{attestation_id}/files", status_code=201, openapi_extra=UPLOAD_SCHEMA)
+@router.post("/{attestation_id}/files", status_code=201, openapi_extra=uploads.UPLOAD_SCHEMA)
 async def upload_file(attestation_id: int, request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser,
                       scope: CallerScope) -> EvidenceFilePublic:
     """Upload one evidence file as multipart field ``file``; over the cap is refused before it is read."""
     cap = settings.evidence_max_bytes
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        raise KhienError("send the upload with a Content-Length header")  # a chunked body has no bound
-    if int(declared) > cap + MULTIPART_OVERHEAD:
-        raise PayloadTooLarge(f"evidence file over the {cap}-byte limit")
-    form = await request.form(max_files=1, max_fields=4)
+    uploads.check_declared_size(request, max_bytes=cap)
+    form = await uploads.read_form(request)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -101,10 +93,7 @@ def download_file(attestation_id: int, file_id: int, session: SessionDep, scope:
     row, path = attestations.get_file(session, scope=scope, attestation_id=attestation_id, file_id=file_id,
                                       data_dir=settings.data_dir)
     # Evidence comes from other people: never let a browser guess a type or render it in our origin.
-    return FileResponse(path, media_type=row.content_type, filename=row.filename,
-                        content_disposition_type="attachment",
-                        headers={"X-Content-Type-Options": "nosniff",
-                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
+    return uploads.evidence_response(path, filename=row.filename, content_type=row.content_type)
 
 
 @router.post("/{attestation_id}/review")

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlmodel import SQLModel
 
+from collector import uploads
 from collector.deps import CallerScope, CurrentActor, DbDep, SessionDep, SettingsDep
 from collector.errors import InvalidInput
-from collector.findings import remediation, uploads
+from collector.findings import remediation
 from collector.findings import service as findings
 from collector.findings import views as remediation_views
 from collector.findings.models import KINDS, MAX_COMMENT, STATUSES, RemediationEvidencePublic
@@ -138,4 +139,4 @@ def download_evidence(finding_id: int, file_id: int, session: SessionDep, scope:
                       settings: SettingsDep) -> FileResponse:
     row, path = remediation.evidence_file(session, scope=scope, finding_id=finding_id, file_id=file_id,
                                           data_dir=settings.data_dir)
-    return uploads.evidence_response(row, path)
+    return uploads.evidence_response(path, filename=row.filename, content_type=row.content_type)

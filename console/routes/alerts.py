@@ -7,6 +7,7 @@ with the reason and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from collector.access import Action
 from collector.alerts import context, queue, suppressions, triage
 from collector.alerts import service as alerts
 from collector.alerts.models import CLOSED_STATUSES, SEVERITIES, STATUSES, SUPPRESSION_KINDS, Alert
+from collector.db import Database
 from collector.deps import DbDep, SessionDep
 from collector.errors import KhienError, NotFound
 from collector.hosts.models import Host
@@ -119,10 +121,13 @@ def alert_page(request: Request, alert_id: int, viewer: ViewerDep, session: Sess
     return _alert_page(request, viewer, session, alert_id)
 
 
-def _done(request: Request, viewer: Viewer, session: Session, alert_id: int, work) -> Response:
-    """Run a change; 303 back to the alert on success, the page with the reason when refused."""
+def _change(request: Request, viewer: Viewer, db: Database, session: Session, alert_id: int,
+            change: Callable[[Session], object]) -> Response:
+    """Run ``change`` in a transaction audited as the viewer; 303 back to the alert on success, the page
+    with the reason when refused."""
     try:
-        work()
+        with db.transaction(actor=viewer.actor) as tx:
+            change(tx)
     except NotFound:
         return render(request, "error.html", {"viewer": viewer, "status": 404}, status_code=404)
     except KhienError as exc:
@@ -133,52 +138,43 @@ def _done(request: Request, viewer: Viewer, session: Session, alert_id: int, wor
 @router.post("/alerts/{alert_id}/status")
 def change_status(request: Request, alert_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
                   status: Annotated[str, Form()], comment: Annotated[str, Form()] = "") -> Response:
-    def work() -> None:
-        with db.transaction(actor=viewer.actor) as tx:
-            triage.set_status(tx, actor=viewer.actor, alert_id=alert_id, status=status, comment=comment)
-    return _done(request, viewer, session, alert_id, work)
+    return _change(request, viewer, db, session, alert_id, lambda tx: triage.set_status(
+        tx, actor=viewer.actor, alert_id=alert_id, status=status, comment=comment))
 
 
 @router.post("/alerts/{alert_id}/assign")
 def assign(request: Request, alert_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
            assignee: Annotated[str, Form()] = "") -> Response:
-    def work() -> None:
-        with db.transaction(actor=viewer.actor) as tx:
-            triage.assign(tx, actor=viewer.actor, alert_id=alert_id, assignee=assignee)
-    return _done(request, viewer, session, alert_id, work)
+    return _change(request, viewer, db, session, alert_id, lambda tx: triage.assign(
+        tx, actor=viewer.actor, alert_id=alert_id, assignee=assignee))
 
 
 @router.post("/alerts/{alert_id}/comments")
 def comment(request: Request, alert_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
             body: Annotated[str, Form()] = "") -> Response:
-    def work() -> None:
-        with db.transaction(actor=viewer.actor) as tx:
-            triage.add_comment(tx, actor=viewer.actor, alert_id=alert_id, body=body)
-    return _done(request, viewer, session, alert_id, work)
+    return _change(request, viewer, db, session, alert_id, lambda tx: triage.add_comment(
+        tx, actor=viewer.actor, alert_id=alert_id, body=body))
 
 
 @router.post("/alerts/{alert_id}/suppress")
 def suppress(request: Request, alert_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
              reason: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "snooze",
              scope: Annotated[str, Form()] = "host", days: Annotated[int, Form(ge=1, le=90)] = 7) -> Response:
-    def work() -> None:
-        with db.transaction(actor=viewer.actor) as tx:
-            alert = alerts.get(tx, scope=viewer.actor.scope, alert_id=alert_id)
-            on_host = scope == "host" and alert.host_id is not None
-            unit = None if on_host else units.codes_by_id(tx, ids={alert.unit_id})[alert.unit_id]
-            suppressions.create(tx, actor=viewer.actor, data=suppressions.SuppressionCreate(
-                rule_id=alert.rule_id, kind=kind, reason=reason, host_id=alert.host_id if on_host else None,
-                unit=unit, expires_at=datetime.now(VIETNAM) + timedelta(days=days)))
-    return _done(request, viewer, session, alert_id, work)
+    def create(tx: Session) -> None:
+        alert = alerts.get(tx, scope=viewer.actor.scope, alert_id=alert_id)
+        on_host = scope == "host" and alert.host_id is not None
+        unit = None if on_host else units.codes_by_id(tx, ids={alert.unit_id})[alert.unit_id]
+        suppressions.create(tx, actor=viewer.actor, data=suppressions.SuppressionCreate(
+            rule_id=alert.rule_id, kind=kind, reason=reason, host_id=alert.host_id if on_host else None,
+            unit=unit, expires_at=datetime.now(VIETNAM) + timedelta(days=days)))
+    return _change(request, viewer, db, session, alert_id, create)
 
 
 @router.post("/alerts/{alert_id}/suppressions/{suppression_id}/expire")
 def expire(request: Request, alert_id: int, suppression_id: int, viewer: CsrfCheckedViewer, db: DbDep,
            session: SessionDep) -> Response:
-    def work() -> None:
-        with db.transaction(actor=viewer.actor) as tx:
-            suppressions.expire(tx, actor=viewer.actor, suppression_id=suppression_id)
-    return _done(request, viewer, session, alert_id, work)
+    return _change(request, viewer, db, session, alert_id, lambda tx: suppressions.expire(
+        tx, actor=viewer.actor, suppression_id=suppression_id))
 
 
 @router.post("/alerts/bulk")

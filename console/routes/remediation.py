@@ -7,6 +7,7 @@ page again with a translated reason and changes nothing; a successful one redire
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,14 +15,16 @@ from fastapi import APIRouter, Form, Query, Request
 from sqlmodel import Session, select
 from starlette.responses import RedirectResponse, Response
 
+from collector import uploads
 from collector.access import Action
 from collector.attestations.evidence import RejectedFile, ScannerUnavailable
 from collector.audit.models import AuditEntry
+from collector.db import Database
 from collector.deps import DbDep, SessionDep, SettingsDep
 from collector.errors import Conflict, Forbidden, InvalidInput, KhienError, NotFound, PayloadTooLarge
 from collector.exceptions import service as exceptions
 from collector.exceptions.models import MAX_DAYS, ExceptionRequestCreate, RiskException
-from collector.findings import remediation, uploads, views
+from collector.findings import remediation, views
 from collector.findings import service as findings
 from collector.findings.models import REMEDIATION_STATUSES
 from collector.types import utcnow
@@ -164,31 +167,33 @@ def _done(finding_id: int, anchor: str) -> RedirectResponse:
     return RedirectResponse(f"/remediation/{finding_id}#{anchor}", status_code=303)
 
 
-@router.post("/remediation/{finding_id}/status")
-def change_status(request: Request, finding_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
-                  status: str = Form(""), assignee: str | None = Form(None)) -> Response:
-    change = remediation.Change(status=status or None, assignee=assignee)
+def _change(request: Request, viewer: Viewer, db: Database, session: Session, finding_id: int, anchor: str,
+            change: Callable[[Session], object]) -> Response:
+    """Run ``change`` in a transaction audited as the viewer; 303 back to the item's ``anchor`` on success,
+    the item page with the reason when refused."""
     try:
         with db.transaction(actor=viewer.actor) as write:
-            remediation.update(write, actor=viewer.actor, finding_id=finding_id, change=change, now=utcnow())
+            change(write)
     except NotFound:
         return _not_found(request, viewer)
     except KhienError as exc:
         return _item_page(request, session, viewer, finding_id, error=exc)
-    return _done(finding_id, "status")
+    return _done(finding_id, anchor)
+
+
+@router.post("/remediation/{finding_id}/status")
+def change_status(request: Request, finding_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
+                  status: str = Form(""), assignee: str | None = Form(None)) -> Response:
+    change = remediation.Change(status=status or None, assignee=assignee)
+    return _change(request, viewer, db, session, finding_id, "status", lambda write: remediation.update(
+        write, actor=viewer.actor, finding_id=finding_id, change=change, now=utcnow()))
 
 
 @router.post("/remediation/{finding_id}/comments")
 def add_comment(request: Request, finding_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
                 body: str = Form("")) -> Response:
-    try:
-        with db.transaction(actor=viewer.actor) as write:
-            remediation.add_comment(write, actor=viewer.actor, finding_id=finding_id, body=body, now=utcnow())
-    except NotFound:
-        return _not_found(request, viewer)
-    except KhienError as exc:
-        return _item_page(request, session, viewer, finding_id, error=exc)
-    return _done(finding_id, "comments")
+    return _change(request, viewer, db, session, finding_id, "comments", lambda write: remediation.add_comment(
+        write, actor=viewer.actor, finding_id=finding_id, body=body, now=utcnow()))
 
 
 @router.post("/remediation/{finding_id}/evidence")
@@ -228,14 +233,14 @@ def download_evidence(request: Request, finding_id: int, file_id: int, viewer: V
                                               data_dir=settings.data_dir)
     except NotFound:
         return _not_found(request, viewer)
-    return uploads.evidence_response(row, path)
+    return uploads.evidence_response(path, filename=row.filename, content_type=row.content_type)
 
 
 @router.post("/remediation/{finding_id}/exception")
 def request_exception(request: Request, finding_id: int, viewer: CsrfCheckedViewer, db: DbDep, session: SessionDep,
                       justification: str = Form(""), compensating_control: str = Form(""),
                       expires_in_days: str = Form("")) -> Response:
-    try:
+    def ask(write: Session) -> None:
         try:
             data = ExceptionRequestCreate(finding_id=finding_id, justification=justification,
                                           compensating_control=compensating_control,
@@ -243,13 +248,8 @@ def request_exception(request: Request, finding_id: int, viewer: CsrfCheckedView
         except ValueError as exc:  # pydantic's ValidationError is a ValueError; so is int("x")
             raise InvalidInput(f"check the justification (10+ characters), the control and 1–{MAX_DAYS} days: "
                                f"{exc.__class__.__name__}") from None
-        with db.transaction(actor=viewer.actor) as write:
-            exceptions.request(write, actor=viewer.actor, data=data, now=utcnow())
-    except NotFound:
-        return _not_found(request, viewer)
-    except KhienError as exc:
-        return _item_page(request, session, viewer, finding_id, error=exc)
-    return _done(finding_id, "exceptions")
+        exceptions.request(write, actor=viewer.actor, data=data, now=utcnow())
+    return _change(request, viewer, db, session, finding_id, "exceptions", ask)
 
 
 # ---- exceptions ----------------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
+from collector import uploads
 from collector.access import Action
 from collector.attestations import evidence
 from collector.attestations import service as attestations
@@ -54,8 +55,6 @@ router = APIRouter(include_in_schema=False)
 TREND_DAYS = 180
 SNAPSHOT_PERIODS = 3  # the latest frozen months shown (and open to appeal) on a unit's dashboard
 OVERDUE_LISTED = 15
-# Room for the multipart boundaries and the form's other fields around the evidence file.
-MULTIPART_OVERHEAD = 64 * 1024
 Text = Annotated[str, Form(max_length=8000)]
 
 
@@ -349,9 +348,8 @@ def download_evidence(attestation_id: int, file_id: int, request: Request, viewe
     except NotFound:
         return _not_found(request, viewer)
     # Evidence comes from other people: never let a browser guess a type or render it in our origin.
-    return FileResponse(path, media_type=row.content_type, filename=row.filename, content_disposition_type="attachment",
-                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
-                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
+    return uploads.evidence_response(path, filename=row.filename, content_type=row.content_type,
+                                     headers={"Cache-Control": "no-store"})
 
 
 @router.post("/attestations/{attestation_id}/files")
@@ -367,12 +365,13 @@ async def upload_evidence(attestation_id: int, request: Request, viewer: ViewerD
             return _attestation_view(request, viewer, session, cap, attestation_id, error=error, detail=detail,
                                      status_code=status_code)
 
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        return await run_in_threadpool(page, "length", None, 411)
-    if int(declared) > cap + MULTIPART_OVERHEAD:
+    try:
+        uploads.check_declared_size(request, max_bytes=cap)
+    except PayloadTooLarge:
         return await run_in_threadpool(page, "too_large", None, 413)
-    form = await request.form(max_files=1, max_fields=4)
+    except KhienError:  # no Content-Length: a chunked body has no bound
+        return await run_in_threadpool(page, "length", None, 411)
+    form = await uploads.read_form(request)
     try:
         if not tokens_match(form.get(CSRF_FIELD), viewer.csrf_token):
             raise CsrfRejected

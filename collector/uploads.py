@@ -1,4 +1,5 @@
-"""Reading one evidence file from a multipart request, bounded, for the API and the console alike."""
+"""Evidence files over HTTP, for every area (attestations, remediation) and for the API and the console
+alike: one multipart file read with a bound, and sent back so no browser renders it in our origin."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from starlette.datastructures import FormData, UploadFile
 
 from collector.attestations.evidence import Staged, stage
 from collector.errors import InvalidInput, KhienError, PayloadTooLarge
-from collector.findings.models import RemediationEvidence
 
 # Room for the multipart boundaries, part headers and a few small fields around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -41,8 +41,9 @@ async def stage_from(form: FormData, *, data_dir: Path, max_bytes: int) -> Stage
                                    stream=upload.file)
 
 
-def evidence_response(row: RemediationEvidence, path: Path) -> FileResponse:
+def evidence_response(path: Path, *, filename: str, content_type: str,
+                      headers: dict[str, str] | None = None) -> FileResponse:
     """Evidence comes from other people: never let a browser guess a type or render it in our origin."""
-    return FileResponse(path, media_type=row.content_type, filename=row.filename, content_disposition_type="attachment",
+    return FileResponse(path, media_type=content_type, filename=filename, content_disposition_type="attachment",
                         headers={"X-Content-Type-Options": "nosniff",
-                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
+                                 "Content-Security-Policy": "default-src 'none'; sandbox", **(headers or {})})
