@@ -8,6 +8,7 @@ everything else; a unit's explanation names its own hosts only.
 
 from __future__ import annotations
 
+import copy
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,11 +20,32 @@ from collector.findings.models import Finding
 from collector.hosts.models import Host
 from collector.scope import Scope
 from collector.scoring import service as scoring
+from collector.scoring.activity import local_day
+from collector.scoring.cache import TimedCache, database_of
 from collector.scoring.indicators import SCORED_CLASSES, VULN_KINDS, Window
+from collector.types import utcnow
 from collector.units import service as units
 from rules.scoring.model import ScoringModel, builtin_model
 
 TOP = 20
+
+# A finished day's explanation costs seconds on a large unit and barely changes once the day is over
+# (only late agent data or triage about that day moves it): kept ten minutes per unit, day and model.
+EXPLANATIONS: TimedCache[dict[str, Any]] = TimedCache(ttl_s=600, max_entries=256)
+
+
+def explain_cached(session: Session, *, scope: Scope, unit_code: str, day: date,
+                   model: ScoringModel | None = None) -> dict[str, Any]:
+    """``explain()``, reused for a day that has ended. The viewer's scope is checked on every call,
+    before the cache; today's explanation is always computed, since the day is still moving."""
+    model = model or builtin_model()
+    unit = units.get_visible(session, scope=scope, code=unit_code)
+    if day >= local_day(utcnow()):
+        return explain(session, scope=scope, unit_code=unit.code, day=day, model=model)
+    found = EXPLANATIONS.get_or_compute(
+        (database_of(session), unit.id, day, model.version),
+        lambda: explain(session, scope=scope, unit_code=unit.code, day=day, model=model))
+    return copy.deepcopy(found)  # callers may shape what they were given; the cached entry stays whole
 
 
 def explain(session: Session, *, scope: Scope, unit_code: str, day: date,

@@ -14,14 +14,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session
 
 from collector.errors import NotFound
 from collector.findings.models import Finding
 from collector.scoring import review
+from collector.scoring.cache import TimedCache, database_of
 from collector.scoring.indicators import VULN_KINDS, end_of_day
-from collector.scoring.models import ScoreSnapshot
+from collector.scoring.models import ScoreAdjustment, ScoreAppeal, ScoreSnapshot
 from collector.scoring.rollup import Stored, children_of, corrected, rollup, subtree
 from collector.units.models import Unit
 from rules.scoring.annual import AnnualScore, Ranked, annual_score, rank
@@ -95,6 +96,39 @@ def annual(session: Session, *, year: int, now: datetime, model: ScoringModel | 
     rollups = _rollups(model, stored, children_of((u.id, u.parent_id) for u in tree), needed)
     return Ranking(year=year, provisional=provisional, model=model, periods=periods, groups=groups, units=units,
                    rollups=rollups)
+
+
+# A year's ranking is read by every dashboard and by the public page (anyone, no login), and costs a
+# second or so on a province of 500 units: it is kept for a few minutes per year and set of inputs.
+RANKINGS: TimedCache[Ranking] = TimedCache(ttl_s=300, max_entries=16)
+
+
+def annual_cached(session: Session, *, year: int, now: datetime, model: ScoringModel | None = None) -> Ranking:
+    """``annual()``, reused while its inputs are unchanged: a newly frozen month, a decided appeal, an
+    adjustment granted or revoked, or a new unit shows at once, in every server process. The
+    time-to-live (5 min) bounds what the key does not see: the overdue-days tie-break of the current
+    year, which moves with the findings, and a unit renamed in place."""
+    model = model or builtin_model()
+    key = (database_of(session), year, model.version, _inputs(session, year=year))
+    return RANKINGS.get_or_compute(key, lambda: annual(session, year=year, now=now, model=model))
+
+
+def _inputs(session: Session, *, year: int) -> tuple:
+    """Cheap aggregates that change whenever the year's ranking inputs change (one round trip)."""
+    wanted = [f"{year}-{m:02d}" for m in range(1, 13)]
+    snap, appeal, adjust = ScoreSnapshot, ScoreAppeal, ScoreAdjustment
+    parts = [
+        select(func.count()).select_from(snap).where(snap.period.in_(wanted)),
+        select(func.count()).select_from(appeal).where(appeal.period.in_(wanted), appeal.status == "accepted"),
+        select(func.max(appeal.decided_at)).where(appeal.period.in_(wanted)),
+        select(func.count()).select_from(adjust).where(adjust.year == year),
+        select(func.max(adjust.created_at)).where(adjust.year == year),
+        select(func.count()).select_from(adjust).where(adjust.year == year, adjust.revoked_at.is_(None)),
+        select(func.max(adjust.revoked_at)).where(adjust.year == year),
+        select(func.count()).select_from(Unit),
+        select(func.max(Unit.id)),
+    ]
+    return tuple(session.execute(select(*(p.scalar_subquery() for p in parts))).one())
 
 
 def _rollups(model: ScoringModel, stored: dict[int, dict[str, dict[str, Stored]]],

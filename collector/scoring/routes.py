@@ -40,7 +40,7 @@ def list_scores(session: SessionDep, scope: CallerScope, day: str | None = None)
 @router.get("/ranking/{year}")
 def get_ranking(year: int, session: SessionDep, scope: CallerScope) -> dict:
     """The year's ranking per peer group (units, grades, ranks, indicator values — nothing host-level)."""
-    report = json.loads(ranking.to_json(ranking.annual(session, year=year, now=utcnow())))
+    report = json.loads(ranking.to_json(ranking.annual_cached(session, year=year, now=utcnow())))
     if not scope.all_units:  # a unit officer sees the published shape, limited to the units it may see
         codes = set(session.execute(select(Unit.code).where(scope.where(Unit.id))).scalars())
         report["units"] = [u for u in report["units"] if u["unit"] in codes]
@@ -59,7 +59,7 @@ def get_snapshot(period: str, session: SessionDep, scope: CallerScope) -> dict:
 @router.get("/{unit}/explain")
 def explain_unit(unit: str, session: SessionDep, scope: CallerScope, day: str | None = None) -> dict:
     """The unit's score by indicator and the hosts, findings and checks behind every lost point."""
-    return explaining.explain(session, scope=scope, unit_code=unit, day=_day(day))
+    return explaining.explain_cached(session, scope=scope, unit_code=unit, day=_day(day))
 
 
 @router.get("/{unit}/history")

@@ -26,7 +26,7 @@ def published_ranking(year: int, request: Request, session: SessionDep) -> Respo
     years = review.published_years(session)
     if year not in years:  # unpublished years look exactly like years that do not exist
         return render(request, "error.html", {"viewer": None, "status": 404}, status_code=404)
-    report = ranking.annual(session, year=year, now=utcnow())
+    report = ranking.annual_cached(session, year=year, now=utcnow())
     groups: dict[str, list[dict]] = {}
     for rec in ranking.records(report):
         groups.setdefault(rec["group"], []).append(rec)

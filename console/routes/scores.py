@@ -170,7 +170,7 @@ def province_dashboard(request: Request, viewer: ViewerDep, session: SessionDep)
     model = builtin_model()
     report = None
     for year in _snapshot_years(session, Scope.everything())[:1]:
-        report = _scoped(ranking.annual(session, year=year, now=utcnow()), viewer.scope)
+        report = _scoped(ranking.annual_cached(session, year=year, now=utcnow()), viewer.scope)
     groups = _grouped(report) if report else {}
     grades = Counter(rec["grade"] for recs in groups.values() for rec in recs)
     bars = [Bar(f"{band.grade} · {band.label[lang]}", grades.get(band.grade, 0), f"bar-{band.grade}")
@@ -206,7 +206,7 @@ def unit_dashboard(unit_code: str, request: Request, viewer: ViewerDep, session:
                        empty_text=gettext("No daily score stored yet"))
     latest = history["days"][-1] if history["days"] else None
     latest_band = model.grade_for(latest["score"]) if latest else None
-    why = explaining.explain(session, scope=viewer.scope, unit_code=unit.code, day=day, model=model)
+    why = explaining.explain_cached(session, scope=viewer.scope, unit_code=unit.code, day=day, model=model)
     overdue = why["indicators"]["A2"]["overdue_findings"]
     still_open = [f for f in overdue if f["fixed_at"] is None]
     return render(request, "dashboard_unit.html", {
@@ -249,7 +249,7 @@ def ranking_page(request: Request, viewer: ViewerDep, session: SessionDep,
     chosen = year if year is not None else (years[0] if years else None)
     report = None
     if chosen in years:
-        report = _scoped(ranking.annual(session, year=chosen, now=utcnow()), viewer.scope)
+        report = _scoped(ranking.annual_cached(session, year=chosen, now=utcnow()), viewer.scope)
     return render(request, "ranking.html", {
         "viewer": viewer, "active": "ranking", "years": years, "year": chosen, "report": report,
         "groups": _grouped(report) if report else {}, "rollups": ranking.rollup_records(report) if report else [],
@@ -260,7 +260,7 @@ def ranking_page(request: Request, viewer: ViewerDep, session: SessionDep,
 
 def _export(session: Session, viewer: Viewer, year: int) -> ranking.Ranking | None:
     try:
-        return _scoped(ranking.annual(session, year=year, now=utcnow()), viewer.scope)
+        return _scoped(ranking.annual_cached(session, year=year, now=utcnow()), viewer.scope)
     except NotFound:
         return None
 

@@ -20,8 +20,9 @@ province = test_ranking.province  # the fixture: six units with snapshots of 202
 
 
 def ranked(db, year: int = 2025) -> dict[str, tuple]:
+    """The ranking as the pages read it (cached): every change below must show at once."""
     with db.session() as s:
-        report = ranking.annual(s, year=year, now=NOW)
+        report = ranking.annual_cached(s, year=year, now=NOW)
     return {report.units[r.unit_id].code: (r.rank, r.result.score, r.result.grade, r.result.capped_by)
             for g in report.groups.values() for r in g}
 
@@ -58,6 +59,28 @@ def test_adjustments_change_the_ranking_and_are_recorded_with_approver(db, provi
             review.add_adjustment(s, **(args | override))
     with pytest.raises(Conflict), db.transaction() as s:
         review.revoke_adjustment(s, adjustment_id=late.id, by="boss", by_role="admin", now=NOW)
+
+
+def test_the_cached_ranking_is_reused_until_its_inputs_change(db, province):
+    first = ranked(db)
+    hits = ranking.RANKINGS.hits
+    assert ranked(db) == first and ranking.RANKINGS.hits == hits + 1
+    with db.transaction() as s:  # a late unit gets its year frozen: a new input, a new ranking
+        unit = test_ranking.units.create(s, data=test_ranking.UnitCreate(code="XC", name="Xã Cát", kind="commune",
+                                                                          parent_code="HN"))
+        snapshots(s, unit.id, 2025, 12, 99)
+    assert ranked(db)["XC"] == (1, 99.0, "A", None) and ranking.RANKINGS.hits == hits + 1
+    # a revocation alone (no new row, the same revocation time as an earlier one) is seen too
+    with db.transaction() as s:
+        one = review.add_adjustment(s, unit_code="XC", year=2025, kind="incident_unreported", by="boss",
+                                    by_role="admin", reason="an incident reported after 9 days", now=NOW)
+        two = review.add_adjustment(s, unit_code="XB", year=2025, kind="incident_unreported", by="boss",
+                                    by_role="admin", reason="an incident reported after 12 days", now=NOW)
+        review.revoke_adjustment(s, adjustment_id=one.id, by="boss", by_role="admin", now=NOW)
+    assert ranked(db)["XC"][1] == 99.0 and ranked(db)["XB"][3] == "incident_unreported"
+    with db.transaction() as s:
+        review.revoke_adjustment(s, adjustment_id=two.id, by="boss", by_role="admin", now=NOW)
+    assert ranked(db)["XB"][3] is None
 
 
 def test_working_days_skip_weekends():

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from collector.scoring import explain as explaining
 from collector.scoring import service as scoring
 from tests.collector import helpers as h
 from tests.collector.test_scoring import NOW, World, populate
@@ -59,7 +60,12 @@ def test_explanation_names_the_hosts_findings_and_checks_behind_lost_points(clie
     assert {(c["hostname"], c["check_id"], c["critical"]) for c in a3["failed_checks"]} >= {
         ("h2", "ssh_lnx_permit_empty_passwords_disabled", True), ("h1", "f1", False)}
     assert body["score"] == pytest.approx(sum(i["points"] for i in body["indicators"].values()), abs=0.05)
-    # another unit's officer gets the same answer as for a unit that does not exist
+    # the finished day's explanation is now cached: the same answer again, without computing it again
+    hits = explaining.EXPLANATIONS.hits
+    assert get(client, db, "boss", "/api/v1/scores/D1/explain", day=D) == body
+    assert explaining.EXPLANATIONS.hits == hits + 1
+    # another unit's officer gets the same answer as for a unit that does not exist: the scope is checked
+    # before the cache, so the cached D1 entry is never served to them
     assert get(client, db, "d2", "/api/v1/scores/D1/explain", 404, day=D)["detail"] == \
         get(client, db, "d2", "/api/v1/scores/NOPE/explain", 404, day=D)["detail"].replace("NOPE", "D1")
 
