@@ -146,9 +146,12 @@ def recompute_month(session: Session, *, period: str, model: ScoringModel | None
     return _rows(compute(session, day=as_of, model=model), period=period, as_of=as_of)
 
 
-def snapshot_rows(session: Session, *, period: str) -> list[ScoreSnapshot]:
-    return list(session.scalars(select(ScoreSnapshot).where(ScoreSnapshot.period == period)
-                                .order_by(ScoreSnapshot.unit_id, ScoreSnapshot.indicator)))
+def snapshot_rows(session: Session, *, period: str, unit_id: int | None = None) -> list[ScoreSnapshot]:
+    """A frozen month's rows, of every unit or of one (a dashboard reads one unit's: 11 rows, not 5,500)."""
+    query = select(ScoreSnapshot).where(ScoreSnapshot.period == period)
+    if unit_id is not None:
+        query = query.where(ScoreSnapshot.unit_id == unit_id)
+    return list(session.scalars(query.order_by(ScoreSnapshot.unit_id, ScoreSnapshot.indicator)))
 
 
 # ---- reading ---------------------------------------------------------------------------------------

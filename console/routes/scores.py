@@ -231,7 +231,7 @@ def _unit_snapshots(session: Session, *, unit: Unit, today: date, model: Scoring
     fixes = review.corrections(session, periods=periods)
     out = []
     for period in periods:
-        rows = {r.indicator: r for r in scoring.snapshot_rows(session, period=period) if r.unit_id == unit.id}
+        rows = {r.indicator: r for r in scoring.snapshot_rows(session, period=period, unit_id=unit.id)}
         closes = review.appeal_deadline(session, period=period, unit_id=unit.id, model=model)
         values = {i: fixes.get((period, unit.id, i), rows[i].value if i in rows else None) for i in INDICATORS}
         out.append({"period": period, "as_of": next(iter(rows.values())).as_of if rows else None,
