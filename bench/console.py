@@ -218,7 +218,8 @@ def main() -> None:
     path.write_text(json.dumps({"backend": backend, "args": vars(args), "prepare": prep, "pages": results,
                                 "cpus": os.cpu_count(), "started": datetime.now(UTC).isoformat()}, indent=1))
     print_rows([(r["page"], f"first {r['first_ms']} ms  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  "
-                 f"max {r['max_ms']} ms  {r['per_s']}/s  errors {r['errors']}{r['error_codes'] or ''}") for r in results])
+                 f"max {r['max_ms']} ms  {r['per_s']}/s  errors {r['errors']}{r['error_codes'] or ''}")
+                for r in results])
     print(f"\nwritten {path.relative_to(ROOT)}")
 
 
