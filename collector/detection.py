@@ -10,6 +10,11 @@ Correlation state (threshold windows, sequences) lives in the engine's memory; a
 a failed write, it is rebuilt by replaying without alerting the events of the last
 ``max_window_s`` before the cursor. The same loop reports agents gone silent as ``agent.stale``
 events, which the rules turn into alerts like any other event.
+
+Of several server processes only the elected leader runs this worker (collector/leader.py); it
+starts again (state rebuilt from the cursor another leader may have moved) each time this process
+is elected. Should two workers ever overlap around a change of leader, the cursor is compare-and-set:
+a batch commits only if the cursor is still where the batch began, so no event raises alerts twice.
 """
 
 from __future__ import annotations
@@ -21,14 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from collector.agents import service as agents
 from collector.alerts import service as alerts
+from collector.alerts.models import PipelineCursor
 from collector.db import Database
 from collector.events import service as events
 from collector.events.models import Event
+from collector.leader import STALE_CHECK_LOCK, serialise
 from collector.types import utcnow
 from collector.units import service as units
 from rules.detect import Engine, EngineEvent, RuleSet
@@ -40,6 +47,10 @@ STALE_CHECK_S = 60.0
 CONTEXT_REFRESH_S = 30.0  # unit settings the rules read (@ctx...) are re-read this often
 
 
+class CursorMoved(Exception):
+    """Another worker committed past the position this batch began at: its alerts are not ours to write."""
+
+
 @dataclass
 class DetectionStats:
     events: int = 0
@@ -48,6 +59,7 @@ class DetectionStats:
     alerts_folded: int = 0
     errors: int = 0
     rebuilds: int = 0
+    fenced: int = 0  # batches dropped because another worker (an overlapping leader) moved the cursor first
     cursor: int = 0
     lag_s: float = 0.0  # age of the newest event evaluated when it was evaluated
     by_rule: dict[str, int] = field(default_factory=dict)
@@ -76,7 +88,14 @@ class DetectionWorker:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="khien-detect", daemon=True)
+        """Start (or start again after ``stop()``): the state is rebuilt from the cursor as it is now."""
+        if self._thread is not None and self._thread.is_alive():
+            # A loop that did not end on stop() (stuck in the database) must not run beside a new one.
+            raise RuntimeError("the previous detection loop has not ended yet")
+        self.engine = None
+        self._next_stale_check = 0.0
+        self._stop = threading.Event()  # each loop watches its own flag
+        self._thread = threading.Thread(target=self._loop, args=(self._stop,), name="khien-detect", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -84,24 +103,30 @@ class DetectionWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            if self._thread.is_alive():
+                log.warning("detection: the loop did not end within 30 s; it stops after its current step")
 
     def wake(self) -> None:
         """New events were committed: evaluate now rather than at the next poll."""
         self._wake.set()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
                 if time.monotonic() >= self._next_stale_check:
                     self._next_stale_check = time.monotonic() + STALE_CHECK_S
                     self.report_stale_agents()
                 busy = self.run_once() >= self.batch
+            except CursorMoved as exc:
+                log.warning("detection: %s; rebuilding state from the stored cursor", exc)
+                self.stats.fenced += 1
+                busy = False
             except Exception:  # the pipeline loop's one boundary: log, count, rebuild, continue
                 log.exception("detection: evaluation failed; rebuilding state and retrying")
                 self.stats.errors += 1
                 self.engine = None
                 busy = False
-                self._stop.wait(self.poll_s)
+                stop.wait(self.poll_s)
             if not busy:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
@@ -130,10 +155,10 @@ class DetectionWorker:
                 found.append(self._resolve(hit, unit_id=unit_id, host_id=host_id))
         try:
             with self.db.transaction() as session:
+                _advance_cursor(session, expected=cursor, to=until)
                 for detection in found:
                     _alert, new = alerts.record(session, detection=detection)
                     self._count(detection, new=new)
-                alerts.set_cursor(session, name=CURSOR, position=until)
         except Exception:
             self.engine = None  # its state ran ahead of what was stored: rebuild from the cursor
             raise
@@ -189,6 +214,8 @@ class DetectionWorker:
         """One ``agent.stale`` event per agent that fell silent (again); returns how many."""
         now = self.clock()
         with self.db.transaction() as session:
+            # Two overlapping leaders take turns here, so the second sees the first's marks.
+            serialise(session, STALE_CHECK_LOCK)
             silent = agents.list_newly_stale(session, now=now, stale_after_s=self.stale_after_s)
             rows = [{"unit_id": a.unit_id, "host_id": a.host_id, "type": "agent.stale", "ts": now, "received_at": now,
                      "origin": "collector", "data": {
@@ -200,3 +227,22 @@ class DetectionWorker:
         if rows:
             self.wake()
         return len(rows)
+
+
+def _advance_cursor(session: Session, *, expected: int, to: int) -> None:
+    """Move the cursor ``expected`` → ``to`` first thing in the batch's transaction; CursorMoved if it
+    no longer stands at ``expected``.
+
+    A compare-and-set in one statement: on PostgreSQL a second worker's update waits for the first
+    one's commit, then finds the position changed; on SQLite the update takes the database's write lock.
+    """
+    moved = session.connection().execute(
+        update(PipelineCursor.__table__).where(PipelineCursor.name == CURSOR, PipelineCursor.position == expected)
+        .values(position=to, updated_at=utcnow()))
+    if moved.rowcount == 1:
+        return
+    if expected == 0 and session.get(PipelineCursor, CURSOR) is None:
+        session.add(PipelineCursor(name=CURSOR, position=to))
+        session.flush()  # a worker inserting the first row at the same time fails on the primary key
+        return
+    raise CursorMoved(f"the cursor moved on from {expected} under this worker")

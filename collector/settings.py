@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from collector.errors import InvalidInput
+from collector.events.retention_policy import DEFAULT_KEEP_DAYS, configured_keep_days
 
 MiB = 1024 * 1024
 
@@ -39,6 +41,16 @@ class Settings:
     scan_tick_s: int = 60  # how often the scheduler looks for units with addresses due
     scan_max_addresses: int = 65_536  # a single scan refuses more addresses than this
     evidence_max_bytes: int = 10 * MiB  # one attestation evidence file
+    # Several server processes on one database (docs/scale-out.md): one elected leader runs detection
+    # and the jobs above. Off: this process runs them at once, whatever others do (a lone server, tests).
+    leader_election: bool = True
+    leader_retry_s: float = 5.0  # a standby tries for the leader lock this often (failover time)
+    leader_check_s: float = 2.0  # the leader checks its lock connection this often
+    score_every_s: float = 0  # >0: compute yesterday's scores every this many seconds, not nightly (tests, demos)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client: the audit log
+    # and the login throttle then see people's addresses, not the proxy's. Empty: trust no header.
+    trusted_proxies: tuple[str, ...] = ()
+    event_keep_days: int = DEFAULT_KEEP_DAYS  # KHIEN_EVENT_RETENTION_DAYS, at least 400 (docs/retention.md)
 
 
 def default_data_dir() -> Path:
@@ -90,7 +102,26 @@ def load_settings(
         match_tick_s=int(_env_number("KHIEN_MATCH_TICK_S", 30)),
         scan_max_addresses=int(_env_number("KHIEN_SCAN_MAX_ADDRESSES", 65_536)),
         evidence_max_bytes=int(_env_number("KHIEN_EVIDENCE_MAX_BYTES", 10 * MiB)),
+        leader_election=os.environ.get("KHIEN_LEADER_ELECTION", "1") != "0",
+        leader_retry_s=_env_number("KHIEN_LEADER_RETRY_S", 5.0),
+        leader_check_s=_env_number("KHIEN_LEADER_CHECK_S", 2.0),
+        score_every_s=_env_number("KHIEN_SCORE_EVERY_S", 0),
+        trusted_proxies=_proxies(os.environ.get("KHIEN_TRUSTED_PROXIES", "")),
+        event_keep_days=configured_keep_days(os.environ),
     )
+
+
+def _proxies(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks; anything else is refused (uvicorn would silently ignore it)."""
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:  # written the way uvicorn parses them (it wants a network's host bits clear)
+            found.append(str(ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)))
+        except ValueError:
+            raise InvalidInput(f"KHIEN_TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
+    return tuple(found)
 
 
 def _env_number(name: str, default: float) -> float:

@@ -13,6 +13,7 @@ import uvicorn
 
 from collector.db import Database
 from collector.errors import KhienError
+from collector.leader import migration_lock
 from collector.settings import Settings
 from khien.app import build_app
 
@@ -55,12 +56,17 @@ def serve(settings: Settings, *, on_started: Callable[[], Awaitable[None]] | Non
           db: Database | None = None) -> None:
     """Upgrade the schema, then serve until Ctrl-C / SIGTERM; ``on_started`` runs once listening."""
     db = db or Database(settings.database_url)
-    db.upgrade()
+    with migration_lock(db):  # several servers started together on a new database: one migrates
+        db.upgrade()
     check_port_free(settings.host, settings.port)
     app = build_app(settings, db=db)
     tune_gc()
+    # X-Forwarded-For is believed only from the proxies the operator names (KHIEN_TRUSTED_PROXIES):
+    # from anyone else it would let a client choose the address the audit log and the login throttle see.
+    proxies = list(settings.trusted_proxies)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                            access_log=False, proxy_headers=False, server_header=False)
+                            access_log=False, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None,
+                            server_header=False)
     server = uvicorn.Server(config)
 
     async def main() -> None:

@@ -12,6 +12,13 @@ from collector.types import BigIntPK, JSONData, UTCDateTime, utcnow
 
 
 class Event(SQLModel, table=True):
+    """One event. On PostgreSQL the table is partitioned by month of ``received_at`` (migration 0019,
+    ``collector/events/partitions.py``) and its primary key there is ``(id, received_at)``, as
+    partitioning requires; ``id`` stays unique because only the table's sequence assigns it, so it is
+    declared the key here (and is the whole key on SQLite). No other table may reference ``events.id``
+    with a foreign key: alerts keep event ids as a list and live on when retention removes the events.
+    """
+
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_unit_ts", "unit_id", "ts"),
@@ -24,6 +31,8 @@ class Event(SQLModel, table=True):
     host_id: int = Field(foreign_key="hosts.id")
     type: str = Field(max_length=64)
     ts: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # The server's clock at ingest: the partition key and what retention counts from, because the
+    # agent's ``ts`` can be skewed by hours or years.
     received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
     # "agent" for reported events, "collector" for events derived here (inventory changes).
     origin: str = Field(default="agent", max_length=16)

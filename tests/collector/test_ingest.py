@@ -111,7 +111,7 @@ def test_rate_limit_answers_429_with_retry_after(client, db, enrolled):
 
 
 def test_health_and_metrics(client, db):
-    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok", "role": "leader"}
     assert "khien_ingest_seconds_bucket" in client.get("/metrics").text
 
 
