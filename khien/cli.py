@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 
 from collector.errors import KhienError
-from khien import cli_attest, cli_findings, cli_score
+from khien import cli_attest, cli_db, cli_findings, cli_score
 from khien.cli_common import UsageError, database, db_options, duration, first_error, settings_of
 from khien.cli_compliance import (
     cmd_check,
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_findings.register(sub, command, unit)
     cli_attest.register(sub, command)
     cli_score.register(sub, command)
+    cli_db.register(sub, command)
 
     user = sub.add_parser("user", help="manage console users").add_subparsers(dest="action", required=True)
     p = command("add", cmd_user_add, "add a user (password from prompt or --password-stdin)", user)
