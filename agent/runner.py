@@ -18,7 +18,7 @@ from agent.config import Config
 from agent.flood import FloodGate, FloodLimits
 from agent.heartbeat import HeartbeatCollector, module_counters
 from agent.sender import Backoff, CredentialRejected, DrainResult, Sender, ServerUnreachable, Transport, fetch_config
-from agent.spool import Spool
+from agent.spool import Spool, SpoolUnwritable
 from agent.state import (
     CREDENTIAL_REJECTED,
     Credentials,
@@ -55,6 +55,21 @@ class SpoolSink:
         self.spool.put(item)
 
 
+class HeartbeatSink:
+    """Heartbeats go through the spool like everything else, except when the disk will not take
+    them (full): then straight to the server, since the heartbeat is what reports that loss."""
+
+    def __init__(self, spool: Spool, sender: Sender) -> None:
+        self.spool, self.sender = spool, sender
+
+    def emit(self, item: Item) -> None:
+        try:
+            self.spool.put(item, raise_unwritable=True)
+        except SpoolUnwritable as exc:
+            if not self.sender.send_now([item]):
+                self.spool.count_drop(exc.reason)  # kept in memory until the disk takes it
+
+
 class Agent:
     """One agent process: collectors → spool → sender, run once or on a schedule."""
 
@@ -79,6 +94,7 @@ class Agent:
                              batch_max_bytes=config.sender.batch_max_bytes,
                              backoff=Backoff(config.sender.backoff_initial_s, config.sender.backoff_max_s),
                              status=self.status)
+        self.heartbeat_sink = HeartbeatSink(self.spool, self.sender)
         self.intervals = {"heartbeat": float(config.schedule.heartbeat_s),
                           "inventory": float(config.schedule.inventory_s),
                           # checks whether a run is due (daily, or the package database changed)
@@ -157,6 +173,8 @@ class Agent:
 
     def sink_for(self, collector: Collector) -> Sink:
         """Event modules emit through the flood gate; state reports (heartbeat, inventory) never wait."""
+        if collector.name == "heartbeat":
+            return self.heartbeat_sink
         return self.gate.for_module(collector.name) if collector.name in EVENT_MODULES else self.sink
 
     def run_once(self) -> DrainResult:

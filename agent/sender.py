@@ -3,7 +3,9 @@
 Every response code has one meaning here (the server contract in DESIGN.md §4):
 202 ack · 413 split (a lone item is dead-lettered) · 422 and other rejecting 4xx dead-letter ·
 401/403 keep the data and stop until re-enrolled · 429/5xx/network back off with full jitter,
-honouring Retry-After. Nothing leaves the spool without an ack or a counted dead letter.
+honouring Retry-After. Nothing leaves the spool without an ack or a counted dead letter. A spool the
+disk will not write (full) stops the drain until the next tick: a batch is sent only once its id is
+on disk, and an ack that cannot be written leaves the batch to be resent and answered as a duplicate.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import logging
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from agent.config import AgentError
-from agent.spool import PendingBatch, Spool
+from agent.spool import PendingBatch, Spool, SpoolUnwritable
 from agent.state import CREDENTIAL_REJECTED, Credentials, StatusBook
 from agent.transport import (  # re-exported: callers need one import for talking to the server
     Response,
@@ -27,7 +30,7 @@ from agent.transport import (  # re-exported: callers need one import for talkin
     is_loopback,
     parse_retry_after,
 )
-from agent.wire import utc_now
+from agent.wire import Item, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,8 @@ class CredentialRejected(AgentError):
 
 @dataclass
 class DrainResult:
-    """What one ``drain()`` did; ``outcome`` is empty | backoff | credential_rejected | stopped."""
+    """What one ``drain()`` did; ``outcome`` is empty | backoff | credential_rejected | stopped |
+    spool_unwritable."""
 
     outcome: str = "empty"
     batches: int = 0
@@ -128,31 +132,54 @@ class Sender:
             return result
 
     def _drain(self, result: DrainResult, stop: threading.Event | None) -> None:
-        while True:
-            if stop is not None and stop.is_set():
-                result.outcome = "stopped"
-                return
-            pending = self.spool.next_batch(self.batch_max_items, self.batch_max_bytes)
-            if pending is None:
-                result.outcome = "empty"
-                return
-            if not self._send(pending, result):
-                return
+        try:
+            while True:
+                if stop is not None and stop.is_set():
+                    result.outcome = "stopped"
+                    return
+                pending = self.spool.next_batch(self.batch_max_items, self.batch_max_bytes)
+                if pending is None:
+                    result.outcome = "empty"
+                    return
+                if not self._send(pending, result):
+                    return
+        except SpoolUnwritable as exc:  # logged by the spool when it starts; the next tick tries again
+            result.outcome, result.error = "spool_unwritable", str(exc)
 
-    def _send(self, pending: PendingBatch, result: DrainResult) -> bool:
-        """Send one batch and settle it; False when draining must stop for now."""
+    def send_now(self, items: list[Item]) -> bool:
+        """Send items straight away in a batch of their own, bypassing the spool; True if stored.
+
+        For the heartbeat when the spool cannot be written: it is what tells the server about the
+        loss. The batch id is not kept, so an unanswered attempt is not retried (the next heartbeat
+        says the same, newer); a 202 is the only success.
+        """
+        texts = [json.dumps(item.to_dict(), separators=(",", ":"), ensure_ascii=False) for item in items]
+        try:
+            response = self._post(PendingBatch(str(uuid.uuid4()), utc_now(), texts))
+        except ServerUnreachable as exc:
+            log.warning("direct send failed: %s", exc)
+            return False
+        if not 200 <= response.status < 300:
+            log.warning("direct send refused: HTTP %d: %s", response.status, response.detail())
+        return 200 <= response.status < 300
+
+    def _post(self, pending: PendingBatch) -> Response:
         body = pending.encode()  # the wire.Batch envelope, streamed from the spooled text
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
                    "Authorization": self.credentials.bearer}
+        return self.transport.request("POST", BATCHES_PATH, body=body, headers=headers)
+
+    def _send(self, pending: PendingBatch, result: DrainResult) -> bool:
+        """Send one batch and settle it; False when draining must stop for now."""
         try:
-            response = self.transport.request("POST", BATCHES_PATH, body=body, headers=headers)
+            response = self._post(pending)
         except ServerUnreachable as exc:
             return self._back_off(result, str(exc), None)
         status = response.status
         if 200 <= status < 300:
             reply = response.json()
+            self.backoff.reset()  # the server is fine, whatever the local disk says next
             self.spool.ack(pending.batch_id)
-            self.backoff.reset()
             result.batches += 1
             result.items += len(pending.items)
             result.duplicates += bool(reply.get("duplicate"))

@@ -7,6 +7,9 @@ Guarantees, in order of importance:
   ``(agent_id, batch_id)`` makes the retry harmless: nothing lost, nothing duplicated.
 - The spool never grows past its byte cap: the oldest unsent items are dropped first, and every drop
   is counted by reason in a persisted table (Sentry-style loss accounting), as are dead letters.
+- A full or failing disk costs the items that cannot be stored, never the agent: they are counted
+  (``disk_full``, ``spool_unwritable``) in memory until the counters can be written again, and the
+  stats (hence the heartbeat) include them at once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from agent.config import AgentError
+from agent.spoolfile import DISK_FULL, SPOOL_UNWRITABLE, connect, read_stats, stats_of, storage_failure
 from agent.wire import SCHEMA_VERSION, Item, utc_now
 
 log = logging.getLogger(__name__)
@@ -33,36 +38,18 @@ DEFAULT_MAX_ITEM_BYTES = 16 * 1024 * 1024
 SPOOL_FULL = "spool_full"
 OVERSIZE_ITEM = "oversize_item"
 ENCODE_ERROR = "encode_error"
+# and DISK_FULL, SPOOL_UNWRITABLE (agent.spoolfile) for what the disk would not take
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    batch_id TEXT,
-    size INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS items_by_batch ON items(batch_id) WHERE batch_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY,
-    agent_time TEXT NOT NULL,
-    first_id INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counters (
-    kind TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (kind, reason)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    batch_id TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT,
-    at TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-"""
+__all__ = ["DISK_FULL", "ENCODE_ERROR", "OVERSIZE_ITEM", "SPOOL_FULL", "SPOOL_UNWRITABLE", "PendingBatch", "Spool",
+           "SpoolUnwritable", "read_stats"]
+
+
+class SpoolUnwritable(AgentError):
+    """The spool's file cannot be written now (``reason``: disk_full or spool_unwritable)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class PendingBatch(NamedTuple):
@@ -105,35 +92,58 @@ class Spool:
         # Dead letters are kept for inspection, not forever: their own small cap, oldest evicted.
         self.dead_letter_max_bytes = dead_letter_max_bytes or max(max_bytes // 8, 1)
         self._lock = threading.RLock()
-        self._db = _connect(path)
+        self._db = connect(path)
         self.losses = 0  # items dropped or dead-lettered since open (in memory, for quick checks)
+        self._tx_losses = 0  # counted in the open transaction: real only once it commits
+        # Losses that could not be written (the disk was full): kept here and written with the next
+        # transaction that succeeds, so they are never lost and never counted twice.
+        self._unsaved: dict[str, int] = {}
+        self.unwritable: str | None = None  # why the last write failed; None once one succeeds
         self._items, self._bytes = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def put(self, item: Item | dict[str, Any]) -> bool:
-        """Queue one item; False if it was dropped (and counted)."""
-        return self.put_many([item]) == 1
+    def put(self, item: Item | dict[str, Any], *, raise_unwritable: bool = False) -> bool:
+        """Queue one item; False if it was dropped (and counted). See ``put_many`` for ``raise_unwritable``."""
+        return self.put_many([item], raise_unwritable=raise_unwritable) == 1
 
-    def put_many(self, items: Iterable[Item | dict[str, Any]]) -> int:
-        """Queue items in one transaction; returns how many were kept (drops are counted)."""
+    def put_many(self, items: Iterable[Item | dict[str, Any]], *, raise_unwritable: bool = False) -> int:
+        """Queue items in one transaction; returns how many were kept (drops are counted).
+
+        When the disk refuses the write the items are counted as dropped under the storage reason,
+        or, with ``raise_unwritable``, left uncounted and SpoolUnwritable raised: the caller has
+        another way out for them (the heartbeat goes to the server directly).
+        """
         rows: list[tuple[int, str]] = []
-        with self._lock, self._tx():
-            for item in items:
-                body = self._encode(item)
-                if body is None:
-                    continue
-                size = len(body.encode())
-                if size > self.max_item_bytes:
-                    self._count("dropped", OVERSIZE_ITEM, 1)
-                    log.warning("dropped an item of %d bytes (over %d)", size, self.max_item_bytes)
-                    continue
-                rows.append((size, body))
-            self._db.executemany("INSERT INTO items(size, body) VALUES (?, ?)", rows)
-            self._items += len(rows)
-            self._bytes += sum(size for size, _ in rows)
-            self._enforce_cap()
+        refused: dict[str, int] = {}
+        for item in items:
+            body = self._encode(item)
+            if body is None:
+                refused[ENCODE_ERROR] = refused.get(ENCODE_ERROR, 0) + 1
+                continue
+            size = len(body.encode())
+            if size > self.max_item_bytes:
+                refused[OVERSIZE_ITEM] = refused.get(OVERSIZE_ITEM, 0) + 1
+                log.warning("dropped an item of %d bytes (over %d)", size, self.max_item_bytes)
+                continue
+            rows.append((size, body))
+        with self._lock:
+            try:
+                with self._writing(), self._tx():
+                    for reason, count in refused.items():
+                        self._count("dropped", reason, count)
+                    self._db.executemany("INSERT INTO items(size, body) VALUES (?, ?)", rows)
+                    self._items += len(rows)
+                    self._bytes += sum(size for size, _ in rows)
+                    self._enforce_cap()
+            except SpoolUnwritable as exc:
+                for reason, count in refused.items():  # lost whatever the disk does
+                    self._count_unsaved(reason, count)
+                if raise_unwritable:
+                    raise
+                self._count_unsaved(exc.reason, len(rows))
+                return 0
         return len(rows)
 
     def _encode(self, item: Item | dict[str, Any]) -> str | None:
@@ -141,7 +151,6 @@ class Spool:
             data = item.to_dict() if isinstance(item, Item) else item
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError) as exc:  # a collector bug must cost one item, not the agent
-            self._count("dropped", ENCODE_ERROR, 1)
             log.warning("dropped an item that is not JSON-serialisable: %s", exc)
             return None
 
@@ -171,7 +180,11 @@ class Spool:
     # --- batching ---------------------------------------------------------------------------------
 
     def next_batch(self, max_items: int, max_bytes: int) -> PendingBatch | None:
-        """The oldest pending batch, else a new one assigned from the oldest items; None if empty."""
+        """The oldest pending batch, else a new one assigned from the oldest items; None if empty.
+
+        SpoolUnwritable if a new batch cannot be recorded: sending one whose id is not on disk could
+        duplicate its items after a restart.
+        """
         with self._lock:
             pending = self._db.execute(
                 "SELECT batch_id, agent_time FROM batches ORDER BY first_id LIMIT 1").fetchone()
@@ -189,7 +202,7 @@ class Spool:
                 chosen.append(row_id)
                 total += size
             batch_id, agent_time = str(uuid.uuid4()), utc_now()
-            with self._tx():
+            with self._writing(), self._tx():
                 self._assign(batch_id, agent_time, chosen)
             return PendingBatch(batch_id, agent_time, self._batch_items(batch_id))
 
@@ -203,10 +216,14 @@ class Spool:
         return [body for (body,) in rows]
 
     def ack(self, batch_id: str) -> int:
-        """The collector stored ``batch_id``: remove its items; returns how many."""
-        with self._lock, self._tx():
+        """The collector stored ``batch_id``: remove its items; returns how many.
+
+        SpoolUnwritable if the removal cannot be written: the batch stays pending and its resend is
+        answered as a duplicate, so nothing is stored twice.
+        """
+        with self._lock, self._writing(), self._tx():
             removed = self._remove_batch(batch_id)
-        with self._lock:
+        with self._lock, contextlib.suppress(sqlite3.Error):  # only housekeeping: the next ack tries again
             self._db.execute("PRAGMA incremental_vacuum(512)").fetchall()  # give freed pages back to the disk
         return removed
 
@@ -218,7 +235,7 @@ class Spool:
             if len(ids) < 2:
                 return False
             # New ids are safe: a 413 means the server did not store the original batch.
-            with self._tx():
+            with self._writing(), self._tx():
                 self._db.execute("DELETE FROM batches WHERE batch_id = ?", (batch_id,))
                 half = len(ids) // 2
                 agent_time = utc_now()
@@ -228,7 +245,7 @@ class Spool:
 
     def dead_letter(self, batch_id: str, reason: str, detail: str | None = None) -> int:
         """Move a rejected batch's items to ``dead_letters`` and count them by reason."""
-        with self._lock, self._tx():
+        with self._lock, self._writing(), self._tx():
             self._db.execute(
                 "INSERT INTO dead_letters(batch_id, reason, detail, at, size, body) "
                 "SELECT batch_id, ?, ?, ?, size, body FROM items WHERE batch_id = ? ORDER BY id",
@@ -262,27 +279,61 @@ class Spool:
     # --- accounting -------------------------------------------------------------------------------
 
     def count_drop(self, reason: str, count: int = 1) -> None:
-        """Record items lost outside the spool (e.g. by a collector) under ``reason``."""
-        with self._lock, self._tx():
-            self._count("dropped", reason, count)
+        """Record items lost outside the spool (e.g. by a collector) under ``reason``; never raises
+        for a full disk (the count is then kept in memory until it can be written)."""
+        with self._lock:
+            try:
+                with self._writing(), self._tx():
+                    self._count("dropped", reason, count)
+            except SpoolUnwritable:
+                self._count_unsaved(reason, count)
 
     def _count(self, kind: str, reason: str, count: int) -> None:
         if count > 0:
+            self._tx_losses += count
+            self._write_counter(kind, reason, count)
+
+    def _write_counter(self, kind: str, reason: str, count: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters(kind, reason, count) VALUES (?, ?, ?) "
+            "ON CONFLICT(kind, reason) DO UPDATE SET count = count + excluded.count", (kind, reason, count))
+
+    def _count_unsaved(self, reason: str, count: int) -> None:
+        # Only drops land here: a batch that cannot be dead-lettered simply stays pending.
+        if count > 0:
             self.losses += count
-            self._db.execute(
-                "INSERT INTO counters(kind, reason, count) VALUES (?, ?, ?) "
-                "ON CONFLICT(kind, reason) DO UPDATE SET count = count + excluded.count",
-                (kind, reason, count))
+            self._unsaved[reason] = self._unsaved.get(reason, 0) + count
 
     def stats(self) -> dict[str, Any]:
-        """Depth, bytes, drops by reason and dead letters (for the heartbeat and ``status``)."""
+        """Depth, bytes, drops by reason (written or not yet) and dead letters (for the heartbeat and ``status``)."""
         with self._lock:
-            return _stats(self._db, self._items, self._bytes)
+            stats = stats_of(self._db, self._items, self._bytes)
+            for reason, count in self._unsaved.items():
+                stats["dropped"][reason] = stats["dropped"].get(reason, 0) + count
+            return stats
 
     def close(self) -> None:
         """Close the database (checkpointing the WAL)."""
         with self._lock:
             self._db.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn a disk that refuses writes into SpoolUnwritable (other database errors pass)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            reason = storage_failure(exc)
+            if reason is None:
+                raise
+            if self.unwritable != reason:
+                log.warning("spool %s cannot be written (%s): %s; counting what cannot be kept",
+                            self.path, reason, exc)
+            self.unwritable = reason
+            raise SpoolUnwritable(reason, f"spool {self.path} cannot be written ({reason}): {exc}") from None
+        if self.unwritable is not None:
+            log.info("spool %s is writable again", self.path)
+            self.unwritable = None
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
@@ -293,51 +344,28 @@ class Spool:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            for reason, count in self._unsaved.items():  # drops a full disk held back (already in losses)
+                self._write_counter("dropped", reason, count)
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._db.execute("COMMIT")
+        self._unsaved.clear()
+        self.losses += self._tx_losses
+        self._tx_losses = 0
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back by itself (SQLITE_FULL does); a second ROLLBACK would raise.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("spool rollback failed: %s", exc)
+        self._tx_losses = 0
+        try:  # the in-memory depth was moved along with statements that are now undone
+            self._items, self._bytes = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("cannot re-read the spool depth: %s", exc)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file; that is enough
-    db.execute("PRAGMA journal_mode = WAL")
-    # FULL: an acknowledged-then-lost delete or a lost batch assignment would mean duplicates.
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute("PRAGMA cache_size = -256")  # reads are sequential: a 256 KiB page cache is plenty
-    db.executescript(SCHEMA)
-    return db
-
-
-def _stats(db: sqlite3.Connection, items: int, size: int) -> dict[str, Any]:
-    counters: dict[str, dict[str, int]] = {"dropped": {}, "dead_letter": {}}
-    for kind, reason, count in db.execute("SELECT kind, reason, count FROM counters ORDER BY reason"):
-        counters.setdefault(kind, {})[reason] = count
-    pending = db.execute("SELECT COUNT(*) FROM batches").fetchone()[0]
-    kept = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0]
-    return {
-        "items": items,
-        "bytes": size,
-        "pending_batches": pending,
-        "dropped": counters["dropped"],
-        "dead_letters": sum(counters["dead_letter"].values()),
-        "dead_letter_reasons": counters["dead_letter"],
-        "dead_letters_kept": kept,
-    }
-
-
-def read_stats(path: Path) -> dict[str, Any] | None:
-    """Spool stats read without writing (for ``status``); None if there is no readable spool."""
-    if not path.exists():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            items, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM items").fetchone()
-            return _stats(db, items, size)
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        log.debug("cannot read spool %s: %s", path, exc)
-        return None

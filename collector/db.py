@@ -8,7 +8,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -20,6 +20,22 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# libpq waits for a database that accepted the TCP connection but never answers (a stalled proxy or
+# host, a half-open path) for ever, and every request would hang with it instead of answering 503.
+# These bound each wait; a value given in the database URL's query string wins.
+PG_CONNECT_ARGS = {
+    # Seconds to establish a connection, startup and auth included (libpq's floor is 2); loopback
+    # or LAN connects take milliseconds. A request meeting an unreachable database answers 503 in
+    # about this time (measured 3.1 s against a blackholed proxy, tests/integration/test_faults.py).
+    "connect_timeout": 3,
+    # Find a silently vanished peer of an idle pooled connection in ~1 min instead of ~2 h.
+    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+    # Sent data (a query) unacknowledged this long (ms) breaks the connection: a partition mid-query
+    # fails in 30 s instead of the kernel's ~15 min of retransmissions.
+    "tcp_user_timeout": 30_000,
+}
+PG_POOL_TIMEOUT_S = 10  # waiting for a free pooled connection; the default 30 s outlasts the agents' timeout
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -40,7 +56,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    given = make_url(url).query
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=PG_POOL_TIMEOUT_S,
+                         connect_args={k: v for k, v in PG_CONNECT_ARGS.items() if k not in given})
 
 
 class Database:

@@ -43,6 +43,14 @@ DUPLICATE = IngestResult(0, True, {})
 SEEN_RESOLUTION = timedelta(seconds=5)
 
 
+def _not_after(agent_time: datetime, received: datetime) -> datetime:
+    """When a check result or inventory state starts to hold: the host's time, but never later than the
+    server received it, so a host whose clock runs ahead cannot date its state into the future (and so
+    out of today's score). A clock behind is not corrected: a snapshot spooled during an outage and sent
+    late legitimately carries an earlier time."""
+    return min(agent_time, received)
+
+
 def receive_batch(
     db: Database, *, credential: str, body: bytes, encoding: str | None, limiter: RateLimiter, max_decompressed: int
 ) -> IngestResult:
@@ -114,7 +122,8 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
                 event("agent.loss", item.ts, loss, origin="collector")
             agents.record_heartbeat(session, agent=live_agent, host=host, data=beat)
         elif item.type == "patch.status":
-            data = _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"), on=item.ts.date())
+            data = _with_eol(session, host_id=agent.host_id, data=item.data.model_dump(mode="json"),
+                             on=_not_after(item.ts, received).date())
             event(item.type, item.ts, data)
             host = host or session.get(Host, agent.host_id)
             producers.from_patch_status(session, host=host, data=data, now=received)
@@ -122,13 +131,14 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
             data = item.data.model_dump(mode="json")
             event(item.type, item.ts, data)
             host = host or session.get(Host, agent.host_id)
-            compliance.judge(session, host=host, kinds=data["kinds"], at=item.ts)
+            compliance.judge(session, host=host, kinds=data["kinds"], at=_not_after(item.ts, received))
             session.flush()
             producers.from_check_results(session, host=host, now=received)
         elif item.type == "inventory.snapshot":
             host = host or session.get(Host, agent.host_id)
             before = dict(host.inventory_hashes or {})
-            for type_, data in _apply_inventory(session, host=host, snapshot=item.data, at=item.ts):
+            for type_, data in _apply_inventory(session, host=host, snapshot=item.data,
+                                                at=_not_after(item.ts, received)):
                 event(type_, item.ts, data, origin="collector")
             changed = {k for k, v in (host.inventory_hashes or {}).items() if before.get(k) != v}
             producers.after_inventory(session, host=host, changed=changed, now=received)

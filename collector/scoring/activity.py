@@ -1,4 +1,8 @@
-"""Which hosts reported on which local day (A1's "reported on >= 90 % of days"), recorded at ingest."""
+"""Which hosts reported on which local day (A1's "reported on >= 90 % of days"), recorded at ingest.
+
+The day is the server's local day of receipt, never the agent's clock: a host whose clock is hours
+(or days) off, by fault or on purpose, cannot report for a day it was silent on.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ SQLite and PostgreSQL) that return one row per host; the per-host contributions 
 here and also kept, because they are the evidence behind every lost point (``explain``) and what
 the inputs hash of a snapshot is computed from. The window of "the month" is the 30 days up to the
 end of the day. Host level and exposure are today's: the hosts table keeps no history of them.
+
+Times are the server's wherever a host's clock could move a value: a host "reported on day D" when
+the server received it that day (``activity``), and alerts count by when the server raised them.
 """
 
 from __future__ import annotations
@@ -329,9 +332,12 @@ def a7(session: Session, model: ScoringModel, window: Window, hosts: dict[int, H
                     f.kind.in_(VULN_KINDS), f.finding_class.in_(WEB_CLASSES), f.host_id.in_(chunk), open_at, web)):
                 penalties[hid] += p["vulnerable_web"]
                 findings[hid] += 1
+        # By when the server raised the alert, not the host's clock (first_seen): a host whose clock
+        # is off cannot move a defacement out of the month, and a later recomputation sees only
+        # what was known by the end of the day (as A8 does).
         for (hid,) in session.execute(select(Alert.host_id).distinct().where(
-                Alert.rule_id == DEFACEMENT_RULE, Alert.host_id.in_(chunk), Alert.first_seen >= window.start,
-                Alert.first_seen < window.at)):
+                Alert.rule_id == DEFACEMENT_RULE, Alert.host_id.in_(chunk), Alert.created_at >= window.start,
+                Alert.created_at < window.at)):
             penalties[hid] += p["defacement"]
     parts: dict[int, list[tuple]] = defaultdict(list)
     for hid in exposed_ids:

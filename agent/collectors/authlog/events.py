@@ -34,8 +34,11 @@ def clean(data: dict[str, Any]) -> dict[str, Any]:
     """Drop empty values and cap every string to what the collector accepts."""
     out = {k: v for k, v in data.items() if v is not None and v != ""}
     for key, value in out.items():
-        if type(value) is str and len(value) > MAX_STR:
-            out[key] = value[: MAX_TEXT if key in _TEXT_FIELDS else MAX_STR]
+        if type(value) is str:
+            if len(value) > MAX_STR:
+                value = out[key] = value[: MAX_TEXT if key in _TEXT_FIELDS else MAX_STR]
+            if "\x00" in value:  # the collector refuses NUL (PostgreSQL cannot store it): one line, not a batch
+                out[key] = value.replace("\x00", "\ufffd")
     return out
 
 
@@ -64,7 +67,8 @@ def _parse_ip(text: str) -> str | None:
 
 def int_or_none(text: str | None, limit: int = 2**32) -> int | None:
     """An integer field, or None when absent or absurd."""
-    if text is None or not text.isdigit() or len(text) > 10:
+    # ASCII only: str.isdigit() is also true for "²", which int() refuses.
+    if text is None or not text.isascii() or not text.isdigit() or len(text) > 10:
         return None
     value = int(text)
     return value if value <= limit else None

@@ -127,7 +127,7 @@ class JournalReader:
 def _decode(line: bytes) -> dict[str, Any] | None:
     try:
         entry = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can follow
         return None
     return entry if isinstance(entry, dict) else None
 

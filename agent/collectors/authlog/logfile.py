@@ -54,6 +54,6 @@ def write_json_lines(items: Iterator[Item], out: IO[str]) -> int:
 def _json(line: bytes) -> dict[str, Any]:
     try:
         entry = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can follow
         return {}
     return entry if isinstance(entry, dict) else {}

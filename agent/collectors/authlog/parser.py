@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.collectors.authlog import accounts, sshd, sudo_su
-from agent.collectors.authlog.events import MAX_COUNT, MAX_TEXT, Parsed, clean
+from agent.collectors.authlog.events import MAX_COUNT, MAX_TEXT, Parsed, clean, int_or_none
 from agent.collectors.authlog.syslog import Record, frame
 from agent.wire import Item, utc_now
 
@@ -61,7 +61,7 @@ class LineParser:
             return None
         pid = _text(entry.get("SYSLOG_PID")) or _text(entry.get("_PID"))
         record = Record(_journal_ts(entry.get("__REALTIME_TIMESTAMP")), _text(entry.get("_HOSTNAME")), program,
-                        int(pid) if pid and pid.isdigit() and len(pid) <= 10 else None, message)
+                        int_or_none(pid), message)
         return self.parse_record(record, f"{program}[{pid}]: {message}" if pid else f"{program}: {message}")
 
     def parse_record(self, record: Record, raw: str) -> Item | None:
@@ -109,6 +109,9 @@ def _text(value: Any) -> str | None:
 def _journal_ts(value: Any) -> str:
     """``__REALTIME_TIMESTAMP`` (µs since the epoch) as ISO 8601 UTC."""
     text = _text(value)
-    if not text or not text.isdigit() or len(text) > 20:
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 20:
         return ""
-    return datetime.fromtimestamp(int(text) / 1_000_000, UTC).isoformat(timespec="microseconds")
+    try:
+        return datetime.fromtimestamp(int(text) / 1_000_000, UTC).isoformat(timespec="microseconds")
+    except (OverflowError, ValueError, OSError):  # past year 9999: a corrupt entry, not a reason to stop
+        return ""

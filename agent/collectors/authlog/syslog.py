@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from agent.collectors.authlog.events import int_or_none
+
 
 class Record(NamedTuple):
     """One framed log line: where and when it was logged, by which program, and the message."""
@@ -42,8 +44,7 @@ def frame(line: str) -> Record | None:
     match = (_ISO if line[:1].isdigit() else _RFC3164).match(line)
     if match is None:
         return None
-    pid = match["pid"]
-    return Record(match["ts"], _host(match["host"]), match["prog"], int(pid) if pid else None, match["msg"])
+    return Record(match["ts"], _host(match["host"]), match["prog"], int_or_none(match["pid"]), match["msg"])
 
 
 def _rfc5424(line: str) -> Record | None:
@@ -52,8 +53,7 @@ def _rfc5424(line: str) -> Record | None:
         return None
     pid = match["pid"]
     msg = (match["msg"] or "").removeprefix("\ufeff")  # RFC 5424 allows a UTF-8 BOM before MSG
-    return Record(match["ts"], _host(match["host"]), match["prog"],
-                  int(pid) if pid.isdigit() and len(pid) <= 10 else None, msg)
+    return Record(match["ts"], _host(match["host"]), match["prog"], int_or_none(pid), msg)
 
 
 def _host(host: str) -> str | None:
