@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,14 +15,49 @@ from sqlmodel import Session, select
 
 from collector import security
 from collector.agents.models import Agent, EnrollmentToken
-from collector.errors import Forbidden, InvalidInput, Unauthorized
+from collector.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from collector.hosts import service as hosts
 from collector.hosts.models import Host
 from collector.types import utcnow
 from collector.units import service as units
+from collector.users.throttle import LoginThrottle
 
 ENROLL_TOKEN_PREFIX = "khien_enr_"
 MAX_TOKEN_LIFETIME = timedelta(days=365)
+# Refused enrollments (unknown, expired, used-up or revoked token) one address may make in the window.
+# An installer with the right token never fails; a typo fails once or twice. Tokens are far too long
+# to guess, so this mostly keeps a guessing loop from costing a token lookup and a log line per try.
+ENROLL_MAX_FAILURES = 20
+ENROLL_WINDOW_S = 15 * 60
+
+
+class EnrollmentThrottle:
+    """Failed enrollments per source address; over the limit every attempt is refused, a right token too."""
+
+    def __init__(self, *, max_failures: int = ENROLL_MAX_FAILURES, window_s: float = ENROLL_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._failures = LoginThrottle(max_failures=max_failures, window_s=window_s, clock=clock)
+
+    def check(self, address: str | None) -> None:
+        """RateLimited (with the seconds until the oldest failure ages out) if ``address`` is over the limit."""
+        try:
+            self._failures.check(address)
+        except RateLimited as exc:
+            raise RateLimited("too many refused enrollments from this address",
+                              retry_after=exc.retry_after) from None
+
+    def failed(self, address: str | None) -> None:
+        self._failures.failed(address)
+
+    @contextmanager
+    def attempt(self, address: str | None) -> Iterator[None]:
+        """Refuse a throttled address before its token is looked at; count the attempt if the token is refused."""
+        self.check(address)
+        try:
+            yield
+        except (Unauthorized, Forbidden):
+            self.failed(address)
+            raise
 
 
 def create_enrollment_token(

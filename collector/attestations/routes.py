@@ -8,6 +8,8 @@ from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
 
 from collector import uploads
+from collector.access import Action
+from collector.attestations import evidence
 from collector.attestations import service as attestations
 from collector.attestations.models import (
     ITEMS_BY_ID,
@@ -61,7 +63,7 @@ def create_attestation(data: AttestationCreate, db: DbDep, user: CurrentUser,
 
 
 @router.post("/{attestation_id}/files", status_code=201, openapi_extra=uploads.UPLOAD_SCHEMA)
-async def upload_file(attestation_id: int, request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser,
+async def upload_file(attestation_id: int, request: Request, db: DbDep, settings: SettingsDep, actor: CurrentActor,
                       scope: CallerScope) -> EvidenceFilePublic:
     """Upload one evidence file as multipart field ``file``; over the cap is refused before it is read."""
     cap = settings.evidence_max_bytes
@@ -73,13 +75,16 @@ async def upload_file(attestation_id: int, request: Request, db: DbDep, settings
             raise InvalidInput("file: a multipart file field named 'file' is required")
 
         def store() -> EvidenceFilePublic:
-            # A plain session, committed at the end: the SQLite writer lock is not held while the
-            # file is read and virus-scanned, only for the insert.
-            with db.session() as session:
-                row = attestations.attach(session, data_dir=settings.data_dir, max_bytes=cap,
-                                          attestation_id=attestation_id, filename=upload.filename or "",
-                                          stream=upload.file, user=user, scope=scope, now=utcnow())
-                session.commit()
+            # Checked and virus-scanned before the write transaction opens (the SQLite writer lock is held
+            # only for the insert), then recorded in an audited transaction, like the console's upload.
+            with db.session() as session:  # refused callers are turned away before their file is read
+                row = attestations.get(session, scope=scope, attestation_id=attestation_id)
+            actor.require(Action.submit_evidence, unit_id=row.unit_id)
+            staged = evidence.stage(data_dir=settings.data_dir, max_bytes=cap, filename=upload.filename or "",
+                                    stream=upload.file)
+            with db.transaction(actor=actor) as session:
+                row = attestations.attach_staged(session, attestation_id=attestation_id, staged=staged, user=actor,
+                                                 scope=scope, now=utcnow())
                 return EvidenceFilePublic(**row.model_dump())
 
         return await run_in_threadpool(store)
@@ -87,7 +92,9 @@ async def upload_file(attestation_id: int, request: Request, db: DbDep, settings
         await form.close()
 
 
-@router.get("/{attestation_id}/files/{file_id}")
+@router.get("/{attestation_id}/files/{file_id}", response_class=FileResponse, responses={200: {
+    "description": "The file as uploaded, with the type detected from its content",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def download_file(attestation_id: int, file_id: int, session: SessionDep, scope: CallerScope,
                   settings: SettingsDep) -> FileResponse:
     row, path = attestations.get_file(session, scope=scope, attestation_id=attestation_id, file_id=file_id,

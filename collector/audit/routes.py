@@ -25,7 +25,9 @@ def list_entries(session: SessionDep, actor: CurrentActor, who: str | None = Non
     return {"items": items, "next_before_id": items[-1].id if len(items) == limit else None}
 
 
-@router.get("/export")
+@router.get("/export", response_class=Response, responses={200: {
+    "description": "The entries as CSV (UTF-8 with a byte-order mark, for spreadsheets)",
+    "content": {"text/csv": {"schema": {"type": "string"}}}}})
 def export(session: SessionDep, actor: CurrentActor, who: str | None = None, action: str | None = None,
            target_type: str | None = None, unit_id: int | None = None, since: datetime | None = None,
            until: datetime | None = None) -> Response:

@@ -134,7 +134,9 @@ async def upload_evidence(finding_id: int, request: Request, db: DbDep, settings
         await form.close()
 
 
-@router.get("/{finding_id}/evidence/{file_id}")
+@router.get("/{finding_id}/evidence/{file_id}", response_class=FileResponse, responses={200: {
+    "description": "The file as uploaded, with the type detected from its content",
+    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def download_evidence(finding_id: int, file_id: int, session: SessionDep, scope: CallerScope,
                       settings: SettingsDep) -> FileResponse:
     row, path = remediation.evidence_file(session, scope=scope, finding_id=finding_id, file_id=file_id,

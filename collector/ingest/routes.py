@@ -6,10 +6,12 @@ import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from collector import pipeline
 from collector.deps import bearer_token
 from collector.errors import KhienError, PayloadTooLarge, Unauthorized
+from collector.ingest.schema import batch_json_schema
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -28,7 +30,18 @@ async def read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/batches", status_code=202)
+class BatchAccepted(BaseModel):
+    accepted: int
+    duplicate: bool
+
+
+# The body is read raw (size cap before parsing, gzip), so its schema is declared rather than inferred.
+BATCH_BODY = {"requestBody": {"required": True, "description": "A batch (DESIGN.md §4), gzip-encoded "
+                              "(Content-Encoding: gzip) or plain JSON",
+                              "content": {"application/json": {"schema": batch_json_schema()}}}}
+
+
+@router.post("/batches", status_code=202, response_model=BatchAccepted, openapi_extra=BATCH_BODY)
 async def post_batch(request: Request) -> JSONResponse:
     state = request.app.state
     metrics, settings = state.metrics, state.settings

@@ -6,6 +6,8 @@ discriminated set. ``agent/wire.py`` mirrors the field lists; tests/contract kee
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 from uuid import UUID
@@ -13,7 +15,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError, create_model
 
 from collector.errors import InvalidInput
-from collector.ingest.fields import Count, Hash, Mac, Name, Port, Str, Strict, Text
+from collector.ingest.fields import Count, Hash, Int64, Mac, Name, Port, Str, Strict, Text
 from collector.ingest.items import item_models
 
 SCHEMA_VERSION = 1
@@ -97,12 +99,12 @@ class UserRow(Strict):
     shell: Str | None = None
     # Never the hash itself: only whether a usable password is set.
     password_status: Literal["set", "locked", "empty", "none", "unknown"] = "unknown"
-    last_change_days: int | None = None
-    min_days: int | None = None
-    max_days: int | None = None
-    warn_days: int | None = None
-    inactive_days: int | None = None
-    expire_days: int | None = None
+    last_change_days: Int64 | None = None
+    min_days: Int64 | None = None
+    max_days: Int64 | None = None
+    warn_days: Int64 | None = None
+    inactive_days: Int64 | None = None
+    expire_days: Int64 | None = None
 
 
 class GroupRow(Strict):
@@ -230,12 +232,49 @@ class BatchIn(Strict):
     items: Annotated[list[ItemIn], Field(min_length=1, max_length=5_000)]  # type: ignore[valid-type]
 
 
+# The validator builds the whole JSON tree before checking it, at 60-130 bytes per value, so a body of
+# "1,1,1,..." (two bytes a value) would cost 64 times its size: 3 GB for the 50 MB decompression cap.
+# The largest real batch, a full inventory of a very large host, holds about 700,000 values.
+MAX_JSON_VALUES = 2_000_000
+# "\u0000" preceded by an even number of backslashes (none, or escaped backslashes): a NUL in a string.
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def parse_batch(raw: bytes) -> BatchIn:
     """Parse and validate a decompressed batch body; InvalidInput names the first bad field."""
+    # Only a body longer than the budget can hold more values than it: most batches skip the count.
+    if len(raw) > MAX_JSON_VALUES and json_values_at_most(raw) > MAX_JSON_VALUES:
+        raise InvalidInput(f"batch holds more than {MAX_JSON_VALUES} JSON values; send it in smaller batches")
     try:
-        return BatchIn.model_validate_json(raw)
+        batch = BatchIn.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidInput(describe_error(exc)) from None
+    if b"\\u0000" in raw and _ESCAPED_NUL.search(raw):  # the cheap test first: almost never there
+        raise InvalidInput(f"{_nul_path(json.loads(raw)) or 'body'}: NUL characters (\\u0000) are not accepted")
+    return batch
+
+
+def json_values_at_most(raw: bytes) -> int:
+    """An upper bound on the values in a JSON text: every value after a container's first follows a comma.
+
+    Commas, brackets and braces inside strings count too, so it may over-count, never under-count.
+    """
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+
+
+def _nul_path(value: Any, path: str = "") -> str:
+    """Where the first string (or key) holding a NUL is, e.g. ``items.0.data.user``."""
+    if isinstance(value, str):
+        return path if "\x00" in value else ""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in children:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return here
+        found = _nul_path(item, here)
+        if found:
+            return found
+    return ""
 
 
 def describe_error(exc: ValidationError) -> str:
@@ -249,6 +288,28 @@ def describe_error(exc: ValidationError) -> str:
         return f"schema: unsupported version {first.get('input')!r} (this collector speaks {SCHEMA_VERSION})"
     more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
     return f"{loc}: {first['msg']}{more}"
+
+
+def batch_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a decompressed batch with every reference inlined, for the OpenAPI document.
+
+    The route reads the raw body itself (size cap, gzip), so FastAPI cannot document it from a parameter;
+    inlining keeps the schema self-contained without touching the document's shared components.
+    """
+    schema = BatchIn.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(defs[node["$ref"].rsplit("/", 1)[1]])
+            # The discriminator's mapping names $defs that no longer exist; "type" is a const in each branch.
+            return {k: inline(v) for k, v in node.items() if k != "discriminator"}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
 
 
 def row_models() -> dict[str, type[Strict]]:

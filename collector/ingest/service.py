@@ -11,6 +11,9 @@ from collector.errors import InvalidInput, PayloadTooLarge
 from collector.ingest.models import IngestBatch
 from collector.types import utcnow
 
+# Inflate this much at a time: a bomb is refused once it passes the cap, having cost the cap plus one step.
+INFLATE_STEP = 1 << 20
+
 
 def decode_body(body: bytes, *, content_encoding: str | None, max_decompressed: int) -> bytes:
     """The JSON bytes of a request body; gzip is inflated in bounded steps so a bomb cannot expand."""
@@ -22,18 +25,28 @@ def decode_body(body: bytes, *, content_encoding: str | None, max_decompressed: 
     if encoding != "gzip":
         raise InvalidInput(f"unsupported Content-Encoding: {encoding!r} (use gzip)")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    parts: list[bytes] = []
+    size, pending = 0, body
     try:
-        out = inflater.decompress(body, max_decompressed + 1)
-        if len(out) > max_decompressed or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"batch expands beyond {max_decompressed} bytes")
-        out += inflater.flush()
+        while True:
+            part = inflater.decompress(pending, INFLATE_STEP)
+            size += len(part)
+            if size > max_decompressed:
+                raise PayloadTooLarge(f"batch expands beyond {max_decompressed} bytes")
+            parts.append(part)
+            pending = inflater.unconsumed_tail
+            if inflater.eof or not pending:
+                break
+        part = inflater.flush()  # what the last step's input still holds: less than one deflate match
     except zlib.error as exc:
         raise InvalidInput(f"invalid gzip body: {exc}") from None
-    if len(out) > max_decompressed:
+    if size + len(part) > max_decompressed:
         raise PayloadTooLarge(f"batch expands beyond {max_decompressed} bytes")
     if not inflater.eof:
         raise InvalidInput("invalid gzip body: truncated stream")
-    return out
+    if inflater.unused_data:  # a second member or garbage: the agent sends one member, so this was not it
+        raise InvalidInput("invalid gzip body: data after the end of the gzip stream")
+    return b"".join([*parts, part])
 
 
 def record(session: Session, *, agent_id: str, batch_id: str, item_count: int) -> None:
