@@ -166,6 +166,8 @@ def province(db, world, settings) -> Province:
 def officer_writes(mine: dict, now: str) -> list[tuple[str, str, dict]]:
     """(path, kind, payload) of every write a unit officer may make on an object named in the request."""
     pdf = {"file": ("bien-ban.pdf", PDF, "application/pdf")}
+    # Bytes the seed has not attached yet: the same file again is "nothing new" (no row, no audit entry).
+    new_pdf = {"file": ("bien-ban-moi.pdf", PDF + b"\n% bien ban bo sung\n", "application/pdf")}
     return [
         (f"/api/v1/findings/{mine['finding_id']}/comments", "json", {"body": "Đã lên kế hoạch vá"}),
         (f"/api/v1/findings/{mine['finding_id']}/remediation", "json", {"status": "in_progress"}),
@@ -177,7 +179,7 @@ def officer_writes(mine: dict, now: str) -> list[tuple[str, str, dict]]:
         ("/api/v1/incidents", "json", {"unit": mine["unit"], "title": "Sự cố mới", "severity": "normal",
                                        "detected_at": now}),
         ("/api/v1/attestations", "json", {"unit": mine["unit"], "item": "drill", "period": utcnow().year}),
-        (f"/api/v1/attestations/{mine['attestation_id']}/files", "file", pdf),
+        (f"/api/v1/attestations/{mine['attestation_id']}/files", "file", new_pdf),
         (f"/api/v1/attestations/{mine['attestation_id']}/withdraw", "json", {}),
     ]
 
@@ -207,9 +209,6 @@ def test_a_unit_officer_writing_to_another_units_objects_gets_404_and_changes_no
         assert answer.status_code in (200, 201), (own_path, answer.status_code, answer.text)
 
 
-@pytest.mark.xfail(strict=True, reason="POST /api/v1/attestations/{id}/files now records the file in "
-                   "db.transaction(actor=...), yet no audit entry appears here and the row says uploaded_by "
-                   "'admin' for officer2's token: open bug, under investigation (issue 8 note)")
 def test_every_write_an_officer_makes_is_audited(client, db, province):
     token = ch.api_token(db, "officer2")
     unaudited = []
