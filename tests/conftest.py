@@ -53,11 +53,15 @@ def new_database_url(backend: str, tmp_path: Path, request: pytest.FixtureReques
         db.upgrade()
         db.dispose()
         return url
-    template = request.getfixturevalue("pg_template")
-    name = f"khien_t_{uuid.uuid4().hex[:12]}"
+    return new_pg_database(request, template=request.getfixturevalue("pg_template"))
+
+
+def new_pg_database(request: pytest.FixtureRequest, *, template: str | None = None, prefix: str = "khien_t") -> str:
+    """The URL of a new PostgreSQL database (a copy of ``template``, or empty), dropped at the end of the test."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
 
     def drop() -> None:
         with admin.connect() as conn:

@@ -35,7 +35,7 @@ from collector.scoring.models import ScoreSnapshot, ScoreValue
 from collector.users.throttle import AuditLogThrottle
 from tests.collector import helpers as h
 from tests.collector.test_leader import postgresql_database, require_postgresql
-from tests.conftest import PG_URL, free_port
+from tests.conftest import free_port, new_pg_database
 from tests.integration.conftest import Server
 
 BRUTE = "ssh_lnx_brute_force"  # 8 failures from one source within 120 s (rules/data/detections)
@@ -362,18 +362,8 @@ def test_a_second_server_on_the_same_database_stands_by_and_takes_over(db_url, t
 
 def test_servers_started_together_on_a_new_database_migrate_it_once(tmp_path, request):
     require_postgresql()
-    name = f"khien_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_size=1)
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))  # empty: no template, no schema
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    request.addfinalizer(drop)
-    pair = Cluster(PG_URL.rsplit("/", 1)[0] + "/" + name, tmp_path, {})
+    url = new_pg_database(request)  # empty: no template, no schema
+    pair = Cluster(url, tmp_path, {})
     try:
         threads = [threading.Thread(target=s.start) for s in pair.servers]
         for thread in threads:

@@ -15,7 +15,6 @@ import sys
 import tarfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
@@ -40,7 +39,7 @@ from khien import demo
 from khien.cli import main
 from khien.demo_history import Size, seed_history
 from tests.collector import helpers as h
-from tests.conftest import PG_URL, _pg_admin, _with_db, free_port
+from tests.conftest import PG_URL, free_port, new_pg_database
 from tests.integration.conftest import Server
 from tests.khien.test_cli import run
 
@@ -74,18 +73,7 @@ def blank(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callab
     def make(label: str) -> str:
         if db_url.startswith("sqlite"):
             return f"sqlite:///{tmp_path / label / 'khien.db'}"
-        name = f"khien_bk_{uuid.uuid4().hex[:12]}"
-        admin = _pg_admin()
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-        request.addfinalizer(drop)
-        return _with_db(PG_URL, name)
+        return new_pg_database(request, prefix="khien_bk")
     return make
 
 
