@@ -146,12 +146,15 @@ class AlertSuppressionPublic(SQLModel):
 
 
 class PipelineCursor(SQLModel, table=True):
-    """The last event id a pipeline stage has finished with, committed with that stage's results."""
+    """How far a pipeline stage has got, committed with that stage's results: for detection the last
+    event's ``(position_tx, position)`` = ``(Event.tx, Event.id)`` (events.service), for a scheduled job
+    the last tick it ran for (``position``)."""
 
     __tablename__ = "pipeline_cursors"
 
     name: str = Field(primary_key=True, max_length=64)
     position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    position_tx: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
 
 

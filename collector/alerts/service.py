@@ -57,17 +57,70 @@ def record(session: Session, *, detection: NewDetection, now: datetime | None = 
     (a `suppressed` alert, or folded into the open one for a dedup) but never drops it: it is stored
     and counted. Returns the alert and whether it is new.
     """
+    return record_many(session, detections=[detection], now=now)[0]
+
+
+def record_many(session: Session, *, detections: list[NewDetection],
+                now: datetime | None = None) -> list[tuple[Alert, bool]]:
+    """``record`` each detection in order, as if one by one, with the lookups made once for all.
+
+    Detection records hundreds of detections a step (repeats of a few keys, mostly). One by one each
+    cost two queries and a flush of the alert it folded into; here active suppressions and the newest
+    open alert of every key are read in two queries, and repeats fold into the same object in memory.
+    """
+    if not detections:
+        return []
     now = now or utcnow()
-    digest = dedupe_key(detection.key)
-    suppression = suppressions.matching(session, rule_id=detection.rule_id, unit_id=detection.unit_id,
-                                        host_id=detection.host_id, at=now)
-    if suppression is not None:
-        return _record_suppressed(session, detection=detection, digest=digest, suppression=suppression, now=now)
-    latest = _newest(session, digest=digest, unit_id=detection.unit_id, statuses=OPEN_STATUSES)
-    window = timedelta(seconds=detection.suppress_s)
-    if latest is not None and detection.suppress_s > 0 and detection.first_ts <= latest.last_seen + window:
-        return _fold(session, latest, detection, now=now), False
-    return _open(session, detection, digest=digest, now=now), True
+    digests = [dedupe_key(d.key) for d in detections]
+    # The lookups see what this session has pending (autoflush); the loop below then queries nothing
+    # but the rare suppressed path, which flushes first.
+    active = _active_suppressions(session, detections=detections, at=now)
+    newest_open = _newest_open(session, keys={(digest, d.unit_id) for digest, d in zip(digests, detections,
+                                                                                        strict=True)})
+    recorded = []
+    with session.no_autoflush:
+        for digest, detection in zip(digests, detections, strict=True):
+            suppression = _matching(active, detection)
+            if suppression is not None:
+                session.flush()  # the rare path queries as record() always did: let it see this batch
+                alert, new = _record_suppressed(session, detection=detection, digest=digest,
+                                                suppression=suppression, now=now)
+            else:
+                latest = newest_open.get((digest, detection.unit_id))
+                window = timedelta(seconds=detection.suppress_s)
+                if latest is not None and detection.suppress_s > 0 and detection.first_ts <= latest.last_seen + window:
+                    alert, new = _fold(session, latest, detection, now=now), False
+                else:
+                    alert, new = _open(session, detection, digest=digest, now=now), True
+                    newest_open[(digest, detection.unit_id)] = alert  # the newest open one from now on
+            recorded.append((alert, new))
+    return recorded
+
+
+def _active_suppressions(session: Session, *, detections: list[NewDetection],
+                         at: datetime) -> dict[tuple[str, int], list[AlertSuppression]]:
+    rows = session.exec(select(AlertSuppression).where(
+        AlertSuppression.rule_id.in_({d.rule_id for d in detections}),
+        AlertSuppression.unit_id.in_({d.unit_id for d in detections}),
+        AlertSuppression.expired_at.is_(None), AlertSuppression.expires_at > at)).all()
+    by_rule_unit: dict[tuple[str, int], list[AlertSuppression]] = {}
+    for row in rows:
+        by_rule_unit.setdefault((row.rule_id, row.unit_id), []).append(row)
+    return by_rule_unit
+
+
+def _matching(active: dict[tuple[str, int], list[AlertSuppression]],
+              detection: NewDetection) -> AlertSuppression | None:
+    return suppressions.pick(active.get((detection.rule_id, detection.unit_id), []), host_id=detection.host_id)
+
+
+def _newest_open(session: Session, *, keys: set[tuple[str, int]]) -> dict[tuple[str, int], Alert]:
+    """The newest open alert of each (dedupe key, unit) that has one."""
+    newest_ids = (select(func.max(Alert.id))
+                  .where(Alert.dedupe_key.in_({digest for digest, _ in keys}), Alert.status.in_(OPEN_STATUSES))
+                  .group_by(Alert.dedupe_key, Alert.unit_id))
+    rows = session.exec(select(Alert).where(Alert.id.in_(newest_ids))).all()
+    return {(a.dedupe_key, a.unit_id): a for a in rows if (a.dedupe_key, a.unit_id) in keys}
 
 
 def _record_suppressed(session: Session, *, detection: NewDetection, digest: str, suppression: AlertSuppression,

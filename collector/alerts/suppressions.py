@@ -7,6 +7,7 @@ detections it holds back are still stored and counted (``service.record``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -34,14 +35,11 @@ class SuppressionCreate:
     unit: str | None = None  # unit code, when the scope is a whole unit
 
 
-def matching(session: Session, *, rule_id: str, unit_id: int, host_id: int | None,
-             at: datetime) -> AlertSuppression | None:
-    """The active suppression for this rule on this host (preferred) or unit, if any."""
-    rows = session.exec(select(AlertSuppression).where(
-        AlertSuppression.rule_id == rule_id, AlertSuppression.unit_id == unit_id,
-        AlertSuppression.expired_at.is_(None), AlertSuppression.expires_at > at)).all()
-    on_host = [s for s in rows if s.host_id is not None and s.host_id == host_id]
-    on_unit = [s for s in rows if s.host_id is None]
+def pick(active: Sequence[AlertSuppression], *, host_id: int | None) -> AlertSuppression | None:
+    """Of the active suppressions for a rule in a unit, the one that applies on ``host_id``: the newest
+    for the host itself, else the newest for the whole unit."""
+    on_host = [s for s in active if s.host_id is not None and s.host_id == host_id]
+    on_unit = [s for s in active if s.host_id is None]
     found = on_host or on_unit
     return max(found, key=lambda s: s.id) if found else None
 

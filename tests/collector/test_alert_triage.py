@@ -13,6 +13,7 @@ from collector.alerts import service as alerts
 from collector.alerts.models import Alert
 from collector.audit.models import AuditEntry
 from collector.errors import Conflict, Forbidden, InvalidInput, NotFound
+from collector.hosts.models import Host
 from collector.scope import Scope
 from collector.scoring import service as scoring
 from collector.types import utcnow
@@ -236,6 +237,53 @@ def test_dedup_folds_repeats_into_the_open_alert_whatever_the_window(db, world):
     suppress(db, host_id=world.web01, kind="dedup")
     repeat = ah.add_alert(db, host_id=world.web01, suppress_s=0)  # window 0: would open a new alert
     assert repeat == open_id and status_of(db, open_id).count == 2 and status_of(db, open_id).status == "new"
+
+
+def test_recording_a_step_at_once_is_recording_it_one_by_one(db, world):
+    """Detection records a step's detections with record_many (lookups made once); the outcome must be
+    record() called for each in turn: windows, repeats of a key, an alert opened mid-step and folded
+    into by the next one, a host snooze, a unit dedup and another unit untouched."""
+    ah.add_alert(db, host_id=world.web01, key="already-open", suppress_s=600)
+    ah.add_alert(db, host_id=world.db02, key="d2-dedup", rule_id="ssh_lnx_sudo_burst")
+    suppress(db, host_id=world.hostile)  # snooze: hostile's detections held
+    suppress(db, unit="D2", kind="dedup", rule_id="ssh_lnx_sudo_burst")  # folds into the open d2-dedup
+    t0 = utcnow() - timedelta(minutes=3)
+    with db.session() as s:
+        units = {h: s.get(Host, h).unit_id for h in (world.web01, world.db02, world.hostile)}
+
+    def det(host: int, key: str, minute: int, *, window: int = 60, rule: str = "ssh_lnx_brute_force",
+            event: int = 0) -> alerts.NewDetection:
+        at = t0 + timedelta(minutes=minute)
+        return alerts.NewDetection(unit_id=units[host], host_id=host, rule_id=rule, severity="high", key=key,
+                                   group={"k": key}, first_ts=at, last_ts=at, event_count=2, event_ids=(event,),
+                                   suppress_s=window)
+    step = [det(world.web01, "already-open", 0, window=600, event=1), det(world.web01, "new-key", 0, event=2),
+            det(world.web01, "new-key", 0, event=3), det(world.web01, "new-key", 2, event=4),  # past the window
+            det(world.web01, "no-window", 0, window=0, event=5), det(world.web01, "no-window", 0, window=0, event=6),
+            det(world.hostile, "held", 0, event=7), det(world.hostile, "held", 1, event=8),
+            det(world.db02, "d2-dedup", 1, window=0, rule="ssh_lnx_sudo_burst", event=9),
+            det(world.db02, "d2-other", 1, rule="ssh_lnx_brute_force", event=10)]
+
+    def outcome(record) -> tuple[list, list, list]:
+        with db.session() as s:
+            nested = s.begin_nested()
+            news = record(s)
+            s.flush()
+            alerts_now = [(a.host_id, a.rule_id, a.status, a.count, a.event_count, a.event_ids, a.suppression_id,
+                           a.first_seen, a.last_seen) for a in s.exec(select(Alert).order_by(Alert.id))]
+            hits = [(x.id, x.hits) for x in s.exec(select(suppressions.AlertSuppression)
+                                                    .order_by(suppressions.AlertSuppression.id))]
+            nested.rollback()
+        return news, alerts_now, hits
+
+    now = utcnow()
+    one_by_one = outcome(lambda s: [alerts.record(s, detection=d, now=now)[1] for d in step])
+    at_once = outcome(lambda s: [new for _alert, new in alerts.record_many(s, detections=step, now=now)])
+    assert at_once == one_by_one
+    news, rows, hits = at_once
+    assert news == [False, True, False, True, True, True, True, False, False, True]
+    assert [h for _, h in hits] == [2, 1]  # hostile's two detections held, db02's one folded
+    assert len(rows) == 2 + 6
 
 
 def test_bad_suppressions_are_refused(db, world):
