@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector import backup_postgres, backup_sqlite
+from collector import backup_postgres, backup_sqlite, detection
 from collector.backup_archive import (
     PAYLOAD_NAMES,
     Archive,
@@ -182,7 +182,23 @@ def restore_backup(*, database_url: str, path: Path, force: bool = False,
         raise BackupFailed(f"restore failed: {exc.strerror or exc}"
                            + (f" ({exc.filename})" if exc.filename else "")) from None
     revision = _migrate(database_url, manifest.revision, progress)
+    if backend == "postgresql":
+        _rebase_commit_order(database_url, progress)
     return RestoreResult(manifest=manifest, revision=revision, seconds=time.monotonic() - started)
+
+
+def _rebase_commit_order(database_url: str, progress: Progress) -> None:
+    """Restored events carry the source server's transaction ids (detection's read order): renumber them
+    when this server's ids are lower (collector/detection.py ``rebase_commit_order``)."""
+    db = Database(database_url)
+    try:
+        with db.transaction() as session:
+            renumbered = detection.rebase_commit_order(session)
+    finally:
+        db.dispose()
+    if renumbered:
+        progress(f"restore: {renumbered:,} events renumbered in detection's read order (the backup comes "
+                 "from a PostgreSQL server whose transaction ids ran ahead of this one)")
 
 
 def _announce(manifest: Manifest, progress: Progress) -> None:

@@ -1,10 +1,11 @@
 """The pipeline's detection stage: stored events → ``rules.detect`` engine → alerts.
 
-One worker thread reads the events table in id order from a cursor (``pipeline_cursors`` row
-``detect``) and commits the alerts it raised together with the new cursor, so after a crash or a
-restart no event is evaluated twice and none is skipped. That needs event ids to become visible in
-order: SQLite has one writer at a time, and on PostgreSQL event inserts take a transaction-scoped
-advisory lock (``events.service.add_many``).
+One worker thread reads the events table in ``(tx, id)`` order from a cursor (``pipeline_cursors``
+row ``detect``) and commits the alerts it raised together with the new cursor, so after a crash or a
+restart no event is evaluated twice and none is skipped. It reads only rows no running transaction
+can still add to or before (``events.service.newest_final``: on PostgreSQL, below the oldest running
+transaction; on SQLite, with one writer at a time, everything), so concurrent ingest never makes it
+pass a row that commits later, and inserts need not wait for each other.
 
 Correlation state (threshold windows, sequences) lives in the engine's memory; at start, and after
 a failed write, it is rebuilt by replaying without alerting the events of the last
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, text, tuple_, update
 from sqlmodel import Session, select
 
 from collector.agents import service as agents
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 
 CURSOR = "detect"
 STALE_CHECK_S = 60.0
+# A step costs about six queries and a commit whatever it reads: woken by every ingest commit, the
+# worker would spend as much on the database as ingest itself. Steps that found little are at least
+# this far apart (an alert comes at most this much later); a full batch goes on at once.
+MIN_STEP_GAP_S = 0.25
+REBUILD_CHUNK = 5000  # events read at a time when state is rebuilt
 CONTEXT_REFRESH_S = 30.0  # unit settings the rules read (@ctx...) are re-read this often
 
 
@@ -60,7 +66,7 @@ class DetectionStats:
     errors: int = 0
     rebuilds: int = 0
     fenced: int = 0  # batches dropped because another worker (an overlapping leader) moved the cursor first
-    cursor: int = 0
+    cursor: int = 0  # id of the last event evaluated
     lag_s: float = 0.0  # age of the newest event evaluated when it was evaluated
     by_rule: dict[str, int] = field(default_factory=dict)
 
@@ -69,10 +75,10 @@ class DetectionWorker:
     """Call ``start()`` with the app and ``stop()`` at shutdown; tests call ``run_once()`` directly."""
 
     def __init__(self, db: Database, ruleset: RuleSet, *, batch: int = 1000, poll_s: float = 1.0,
-                 stale_after_s: int = 900, heartbeat_s: int = 60,
+                 min_gap_s: float = MIN_STEP_GAP_S, stale_after_s: int = 900, heartbeat_s: int = 60,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.ruleset = db, ruleset
-        self.batch, self.poll_s = batch, poll_s
+        self.batch, self.poll_s, self.min_gap_s = batch, poll_s, min_gap_s
         self.stale_after_s, self.heartbeat_s = stale_after_s, heartbeat_s
         self.clock = clock
         self.types = sorted({t for rule in ruleset.rules.values() for t in rule.event_types})
@@ -112,6 +118,7 @@ class DetectionWorker:
 
     def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 if time.monotonic() >= self._next_stale_check:
                     self._next_stale_check = time.monotonic() + STALE_CHECK_S
@@ -130,42 +137,41 @@ class DetectionWorker:
             if not busy:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
+                stop.wait(self.min_gap_s - (time.monotonic() - began))
 
     # --- one step ----------------------------------------------------------------------------------
 
     def run_once(self) -> int:
         """Evaluate up to ``batch`` new events; returns how many were read."""
         with self.db.session() as session:
-            cursor = alerts.get_cursor(session, name=CURSOR)
+            cursor = get_position(session)
             if self.engine is None:
                 self._rebuild(session, cursor)
-            newest = session.exec(select(func.max(Event.id))).one() or 0
-            if newest <= cursor:
+            newest = events.newest_final(session)
+            if newest is None or newest <= cursor:
                 return 0
             context = self._unit_context(session)
-            rows = session.exec(
-                select(Event.id, Event.unit_id, Event.host_id, Event.type, Event.ts, Event.data)
-                .where(Event.id > cursor, Event.id <= newest, Event.type.in_(self.types))
-                .order_by(Event.id).limit(self.batch)).all()
-        until = rows[-1][0] if len(rows) == self.batch else newest
+            rows = events.read_final(session, after=cursor, upto=newest, types=self.types, limit=self.batch,
+                                     columns=(Event.unit_id, Event.host_id, Event.type, Event.ts, Event.data))
+        until = (rows[-1][0], rows[-1][1]) if len(rows) == self.batch else newest
         found: list[alerts.NewDetection] = []
-        for event_id, unit_id, host_id, type_, ts, data in rows:
+        for _tx, event_id, unit_id, host_id, type_, ts, data in rows:
             for hit in self.engine.process(EngineEvent(type=type_, ts=ts, host=str(host_id), data=data,
                                                        id=event_id, ctx=context.get(unit_id))):
                 found.append(self._resolve(hit, unit_id=unit_id, host_id=host_id))
         try:
             with self.db.transaction() as session:
                 _advance_cursor(session, expected=cursor, to=until)
-                for detection in found:
-                    _alert, new = alerts.record(session, detection=detection)
+                for detection, (_alert, new) in zip(found, alerts.record_many(session, detections=found),
+                                                    strict=True):
                     self._count(detection, new=new)
         except Exception:
             self.engine = None  # its state ran ahead of what was stored: rebuild from the cursor
             raise
         self.stats.events += len(rows)
-        self.stats.cursor = until
+        self.stats.cursor = until[1]
         if rows:
-            self.stats.lag_s = max(0.0, (self.clock() - rows[-1][4]).total_seconds())
+            self.stats.lag_s = max(0.0, (self.clock() - rows[-1][5]).total_seconds())
         return len(rows)
 
     def _unit_context(self, session: Session) -> dict[int, dict[str, object]]:
@@ -191,22 +197,28 @@ class DetectionWorker:
         else:
             self.stats.alerts_folded += 1
 
-    def _rebuild(self, session: Session, cursor: int) -> None:
+    def _rebuild(self, session: Session, cursor: events.Position) -> None:
         """A fresh engine warmed with the events of the last window before the cursor (no alerts)."""
         self.engine = Engine(self.ruleset)
         self.stats.rebuilds += 1
-        if cursor == 0:
+        if cursor == events.START:
             return
-        last_ts = session.exec(select(Event.ts).where(Event.id <= cursor).order_by(Event.id.desc()).limit(1)).first()
+        order = tuple_(Event.tx, Event.id)
+        last_ts = session.exec(select(Event.ts).where(order <= tuple_(*cursor))
+                               .order_by(Event.tx.desc(), Event.id.desc()).limit(1)).first()
         if last_ts is None:
             return
         since = last_ts - timedelta(seconds=self.ruleset.max_window_s)
-        rows = session.exec(select(Event.id, Event.host_id, Event.type, Event.ts, Event.data)
-                            .where(Event.id <= cursor, Event.ts >= since, Event.type.in_(self.types))
-                            .order_by(Event.id)).all()
+        # Streamed: under load the window holds hundreds of thousands of events, and reading them all at
+        # once cost a new leader a gigabyte and held up its ingest (bench/load.py, 10,000 agents).
+        rows = session.execute(select(Event.id, Event.host_id, Event.type, Event.ts, Event.data)
+                               .where(order <= tuple_(*cursor), Event.ts >= since, Event.type.in_(self.types))
+                               .order_by(Event.tx, Event.id).execution_options(yield_per=REBUILD_CHUNK))
+        warmed = 0
         for event_id, host_id, type_, ts, data in rows:
             self.engine.warm(EngineEvent(type=type_, ts=ts, host=str(host_id), data=data, id=event_id))
-        log.info("detection: state rebuilt from %d events since %s", len(rows), since.isoformat())
+            warmed += 1
+        log.info("detection: state rebuilt from %d events since %s", warmed, since.isoformat())
 
     # --- silent agents -----------------------------------------------------------------------------
 
@@ -229,7 +241,12 @@ class DetectionWorker:
         return len(rows)
 
 
-def _advance_cursor(session: Session, *, expected: int, to: int) -> None:
+def get_position(session: Session) -> events.Position:
+    row = session.get(PipelineCursor, CURSOR)
+    return (row.position_tx, row.position) if row is not None else events.START
+
+
+def _advance_cursor(session: Session, *, expected: events.Position, to: events.Position) -> None:
     """Move the cursor ``expected`` → ``to`` first thing in the batch's transaction; CursorMoved if it
     no longer stands at ``expected``.
 
@@ -237,12 +254,39 @@ def _advance_cursor(session: Session, *, expected: int, to: int) -> None:
     one's commit, then finds the position changed; on SQLite the update takes the database's write lock.
     """
     moved = session.connection().execute(
-        update(PipelineCursor.__table__).where(PipelineCursor.name == CURSOR, PipelineCursor.position == expected)
-        .values(position=to, updated_at=utcnow()))
+        update(PipelineCursor.__table__)
+        .where(PipelineCursor.name == CURSOR, PipelineCursor.position_tx == expected[0],
+               PipelineCursor.position == expected[1])
+        .values(position_tx=to[0], position=to[1], updated_at=utcnow()))
     if moved.rowcount == 1:
         return
-    if expected == 0 and session.get(PipelineCursor, CURSOR) is None:
-        session.add(PipelineCursor(name=CURSOR, position=to))
+    if expected == events.START and session.get(PipelineCursor, CURSOR) is None:
+        session.add(PipelineCursor(name=CURSOR, position_tx=to[0], position=to[1]))
         session.flush()  # a worker inserting the first row at the same time fails on the primary key
         return
     raise CursorMoved(f"the cursor moved on from {expected} under this worker")
+
+
+def rebase_commit_order(session: Session) -> int:
+    """After a PostgreSQL restore: make the restored events sort before every event this server will
+    insert, keeping the detection cursor exact; returns how many rows were renumbered.
+
+    ``events.tx`` holds transaction ids of the server the backup came from. A fresh server's ids may
+    be far lower, so new events would sort before the restored cursor and never be read. When that is
+    the case, the rows the cursor has passed become ``tx`` 0, the rest 1 (still ahead of the cursor,
+    read next), and the cursor ``(0, the newest id it passed)``; every later transaction id is above 1.
+    """
+    if session.connection().dialect.name != "postgresql":
+        return 0  # SQLite: tx is always 0
+    now = session.connection().execute(text("SELECT pg_current_xact_id()::text::bigint")).scalar_one()
+    newest = session.exec(select(func.max(Event.tx))).one()
+    if newest is None or newest < now:
+        return 0  # restored into a server already past every restored id: the order holds as it is
+    position = get_position(session)
+    passed = tuple_(Event.tx, Event.id) <= tuple_(*position)
+    rank = case((passed, 0), else_=1)
+    renumbered = session.connection().execute(update(Event.__table__).where(Event.tx != rank).values(tx=rank)).rowcount
+    last_passed = session.exec(select(func.max(Event.id)).where(Event.tx == 0)).one() or 0
+    session.connection().execute(update(PipelineCursor.__table__).where(PipelineCursor.name == CURSOR)
+                                 .values(position_tx=0, position=last_passed if position != events.START else 0))
+    return renumbered

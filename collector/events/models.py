@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, FetchedValue, Index
 from sqlmodel import Column, Field, SQLModel
 
 from collector.types import BigIntPK, JSONData, UTCDateTime, utcnow
@@ -24,6 +24,7 @@ class Event(SQLModel, table=True):
         Index("ix_events_unit_ts", "unit_id", "ts"),
         Index("ix_events_host_ts", "host_id", "ts"),
         Index("ix_events_type_ts", "type", "ts"),
+        Index("ix_events_tx_id", "tx", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
@@ -37,6 +38,10 @@ class Event(SQLModel, table=True):
     # "agent" for reported events, "collector" for events derived here (inventory changes).
     origin: str = Field(default="agent", max_length=16)
     data: dict[str, Any] = Field(sa_column=Column(JSONData, nullable=False))
+    # The inserting transaction (PostgreSQL: ``pg_current_xact_id()``; SQLite: 0), set by the database's
+    # default (migration 0020), never by the application. Detection reads in ``(tx, id)`` order below
+    # the oldest running transaction, so it never passes a row that commits later (events.service).
+    tx: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=False, server_default=FetchedValue()))
 
 
 class EventPublic(SQLModel):

@@ -7,8 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.app import create_app
+from collector.db import Database
 from collector.settings import load_settings
 from tests.collector import helpers as h
+from tests.collector.events_helpers import database_of
 
 
 @pytest.fixture
@@ -33,3 +35,15 @@ def enrolled(client, db) -> dict:
     body["headers"] = {"Authorization": f"Bearer {body['agent_id']}.{body['secret']}",
                        "Content-Encoding": "gzip", "Content-Type": "application/json"}
     return body
+
+
+@pytest.fixture
+def pg(tmp_path, request) -> Iterator[Database]:
+    """A PostgreSQL database at head (the suite's template, cloned), for what only PostgreSQL does."""
+    yield from database_of("postgresql", tmp_path, request)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path, request) -> Iterator[Database]:
+    """A SQLite database at head, for what only SQLite does."""
+    yield from database_of("sqlite", tmp_path, request)

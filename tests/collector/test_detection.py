@@ -104,16 +104,16 @@ def test_repeats_within_the_suppress_window_fold_into_one_alert(db, agent):
 def test_a_failed_write_rebuilds_state_and_loses_nothing(db, agent, monkeypatch):
     ingest(db, agent, failures(8))
     w = worker(db)
-    real = alerts.record
+    real = alerts.record_many
 
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(alerts, "record", broken)
+    monkeypatch.setattr(alerts, "record_many", broken)
     with pytest.raises(RuntimeError):
         w.run_once()
     assert w.engine is None and brute_force_alerts(db) == []
-    monkeypatch.setattr(alerts, "record", real)
+    monkeypatch.setattr(alerts, "record_many", real)
     assert w.run_once() == 8 and len(brute_force_alerts(db)) == 1
 
 

@@ -4,7 +4,6 @@ partitions made ahead from several processes at once, and the way back (downgrad
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,18 +20,7 @@ from collector.events.models import Event
 from collector.scope import Scope
 from collector.types import utcnow
 from rules.detect import load_rules
-from tests.collector.events_helpers import add, database_of, failure, seed_host
-
-
-@pytest.fixture
-def pg(tmp_path, request) -> Iterator[Database]:
-    """A PostgreSQL database at head (the suite's template, cloned)."""
-    yield from database_of("postgresql", tmp_path, request)
-
-
-@pytest.fixture
-def sqlite_db(tmp_path, request) -> Iterator[Database]:
-    yield from database_of("sqlite", tmp_path, request)
+from tests.collector.events_helpers import add, failure, seed_host
 
 
 def where_rows_are(db: Database) -> dict[int, str]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text
 
-from collector.db import Database
 from collector.errors import InvalidInput
 from collector.events import partitions, retention
 from collector.events.retention_policy import DEFAULT_KEEP_DAYS, ENV_VAR, MIN_KEEP_DAYS, configured_keep_days
@@ -25,21 +23,11 @@ from collector.units.models import UnitCreate
 from khien import cli_retention
 from khien.app import build_app
 from khien.cli_common import db_options
-from tests.collector.events_helpers import FAR_FUTURE, add_received, database_of, seed_host, stored
+from tests.collector.events_helpers import FAR_FUTURE, add_received, seed_host, stored
 from tests.console import alerts_helpers as ah
 from tests.console import helpers as h
 
 AGES_DAYS = (800, 500, 460, 451, 449, 440, 30, 0)
-
-
-@pytest.fixture
-def pg(tmp_path, request) -> Iterator[Database]:
-    yield from database_of("postgresql", tmp_path, request)
-
-
-@pytest.fixture
-def sqlite_db(tmp_path, request) -> Iterator[Database]:
-    yield from database_of("sqlite", tmp_path, request)
 
 
 def kept_by_rule(db, received: datetime, cutoff: datetime) -> bool:

@@ -39,7 +39,7 @@ from khien import demo
 from khien.cli import main
 from khien.demo_history import Size, seed_history
 from tests.collector import helpers as h
-from tests.conftest import PG_URL, free_port, new_pg_database
+from tests.conftest import BACKENDS, PG_URL, free_port, new_pg_database
 from tests.integration.conftest import Server
 from tests.khien.test_cli import run
 
@@ -474,3 +474,49 @@ def test_postgres_url_becomes_libpq_parameters_without_the_password():
     assert conninfo_to_dict(socket_info) == {"host": "/run/postgresql", "dbname": "khien",
                                              "application_name": "khien-backup"}
     assert socket_env.get("PGPASSWORD") == os.environ.get("PGPASSWORD")  # a passfile / the environment still works
+
+
+def test_restoring_onto_a_server_behind_the_source_keeps_detection_exact(tmp_path, request, capsys):
+    """Events record the transaction that inserted them (detection's read order). A backup from a server
+    whose transaction ids ran far ahead of the target's (a long-lived production cluster restored onto a
+    fresh one) is renumbered: what detection had read stays read, the rest is read next, and events
+    inserted after the restore are read too instead of sorting before the cursor for ever."""
+    from collector.detection import DetectionWorker, get_position
+    from collector.events import service as events
+    from rules.detect import load_rules
+    from tests.collector.events_helpers import failure, seed_host
+
+    if "postgresql" not in BACKENDS:
+        pytest.skip("postgresql excluded by KHIEN_TEST_BACKENDS")
+    template = request.getfixturevalue("pg_template")
+    source_url = new_pg_database(request, template=template, prefix="khien_src")
+    target_url = new_pg_database(request, prefix="khien_dst")  # empty, at this server's own transaction ids
+    source = Database(source_url)
+    unit, host = seed_host(source)
+    with source.transaction() as s:
+        events.add_many(s, rows=[failure(unit, host, ts=NOW + timedelta(seconds=i), received_at=NOW, pid=i)
+                                 for i in range(12)])
+    ahead = 10**12  # the source server's transaction ids, far beyond this one's
+    with source.engine.begin() as conn:
+        ids = conn.execute(text("SELECT id FROM events ORDER BY id")).scalars().all()
+        conn.execute(text("UPDATE events SET tx = :ahead + CASE WHEN id <= :i THEN 0 ELSE 1 END"),
+                     {"ahead": ahead, "i": ids[3]})
+        conn.execute(text("INSERT INTO pipeline_cursors (name, position, position_tx, updated_at) "
+                          "VALUES ('detect', :i, :ahead, CURRENT_TIMESTAMP)"), {"i": ids[3], "ahead": ahead})
+    source.dispose()
+    out = tmp_path / "khien.backup"
+    assert khien(capsys, "db", "backup", "--output", str(out), "--database-url", source_url)[0] == 0
+    code, _stdout, err = khien(capsys, "db", "restore", "--input", str(out), "--database-url", target_url)
+    assert code == 0, err
+    assert "12 events renumbered" in err
+
+    target = Database(target_url)
+    with target.session() as s:
+        assert get_position(s) == (0, ids[3])
+    with target.transaction() as s:
+        events.add_many(s, rows=[failure(unit, host, ts=NOW + timedelta(seconds=20 + i), received_at=NOW, pid=20 + i)
+                                 for i in range(4)])
+    worker = DetectionWorker(target, load_rules())
+    assert worker.run_once() == 8 + 4  # the restored events not yet read, then the new ones; not ids[0:4]
+    assert worker.run_once() == 0
+    target.dispose()
