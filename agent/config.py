@@ -57,6 +57,7 @@ class SpoolSection:
 class SenderSection:
     batch_max_items: int = 500
     batch_max_bytes: int = 1024 * 1024
+    interval_s: float = 5.0
     timeout_s: float = 30.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0

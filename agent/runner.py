@@ -31,7 +31,6 @@ from agent.wire import Item
 
 log = logging.getLogger(__name__)
 
-SEND_INTERVAL_S = 5.0
 # Modules whose events are rate-limited by the flood gate (their volume follows what happens on the host).
 EVENT_MODULES = frozenset({"authlog", "fim", "netwatch"})
 STATUS_EVERY_S = 60.0  # status.json is rewritten at least this often, and after every real send
@@ -42,6 +41,7 @@ SERVER_LIMITS = {
     "inventory_full_interval_s": (300, 30 * 86400),
     "batch_max_items": (1, 5000),
     "batch_max_bytes": (4096, 64 * 1024 * 1024),
+    "send_interval_s": (1, 300),
 }
 
 
@@ -104,6 +104,7 @@ class Agent:
                           "fim": config.fim.interval_s,
                           "netwatch": config.netwatch.interval_s}
         self.inventory_full_s = float(config.schedule.inventory_full_s)
+        self.send_interval_s = float(config.sender.interval_s)
         self.stop = threading.Event()
         self._collectors = collectors
         self._credentials_mtime = credentials_mtime(self.state_dir)
@@ -196,7 +197,7 @@ class Agent:
 
         tune_malloc()  # before any worker thread exists, so the arena limit applies to all
         self.apply_server_settings()
-        scheduler = AgentScheduler(self._send_tick, send_interval_s=SEND_INTERVAL_S)
+        scheduler = AgentScheduler(self._send_tick, send_interval_s=self.send_interval_s)
         for collector in self.collectors:
             scheduler.add_collector(collector, self.intervals.get(collector.name, 3600.0), self.sink_for(collector))
         scheduler.add_task("budget", lambda: self.budget.check(self.collectors), self.config.budget.check_s)
@@ -233,6 +234,7 @@ class Agent:
         self.inventory_full_s = applied.get("inventory_full_interval_s", self.inventory_full_s)
         self.sender.batch_max_items = applied.get("batch_max_items", self.sender.batch_max_items)
         self.sender.batch_max_bytes = applied.get("batch_max_bytes", self.sender.batch_max_bytes)
+        self.send_interval_s = applied.get("send_interval_s", self.send_interval_s)
         if applied:
             log.info("server settings applied: %s", ", ".join(f"{k}={v}" for k, v in sorted(applied.items())))
         return applied

@@ -2,7 +2,9 @@
 
 Each collector is its own job (``max_instances=1``, ``coalesce=True``): a slow inventory never delays
 the heartbeat, a late run is not repeated, and a collector that raises is logged and counted while
-the others keep running. The sender job also runs right after any collector emitted.
+the others keep running. At a send interval of at most ``SEND_AT_ONCE_MAX_S`` the sender also runs
+right after any collector emitted; at a longer one (``KHIEN_AGENT_SEND_S``, chosen to spare a large
+fleet's server requests) new items wait for the next tick.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from agent.collectors.base import Collector, Sink
 log = logging.getLogger(__name__)
 
 SENDER_JOB = "sender"
+SEND_AT_ONCE_MAX_S = 5.0
 
 
 class AgentScheduler:
@@ -31,6 +34,7 @@ class AgentScheduler:
     def __init__(self, send: Callable[[], object], *, send_interval_s: float = 5.0) -> None:
         self._send = send
         self.send_interval_s = send_interval_s
+        self.send_on_emit = send_interval_s <= SEND_AT_ONCE_MAX_S
         self.job_errors: dict[str, int] = {}
         self._collectors: list[tuple[Collector, float, Sink]] = []
         self._tasks: list[tuple[str, Callable[[], object], float]] = []
@@ -87,7 +91,7 @@ class AgentScheduler:
         try:
             before = collector.stats.items
             collector.run(sink)
-            if collector.stats.items != before or collector.stats.status == "error":
+            if self.send_on_emit and (collector.stats.items != before or collector.stats.status == "error"):
                 self.trigger_send()
         except Exception:  # noqa: BLE001 -- the job boundary: a broken sink or collector costs one run, not the agent
             self._count_error(collector.name)

@@ -41,7 +41,7 @@ CONFIG_PATH = "/api/v1/agent/config"
 # 4xx codes that say nothing about the data: keep it and retry later instead of dead-lettering.
 RETRYABLE_4XX = frozenset({404, 405, 408, 425, 429})
 SERVER_CONFIG_KEYS = ("heartbeat_interval_s", "inventory_interval_s", "inventory_full_interval_s",
-                      "batch_max_items", "batch_max_bytes")
+                      "batch_max_items", "batch_max_bytes", "send_interval_s")
 
 
 class EnrollError(AgentError):

@@ -15,6 +15,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from collector.errors import InvalidInput
@@ -22,7 +23,7 @@ from collector.ingest.schema import parse_batch
 
 GOOD_TOKEN = "good-token"
 CONFIG = {"heartbeat_interval_s": 60, "inventory_interval_s": 3600, "inventory_full_interval_s": 86400,
-          "batch_max_items": 500, "batch_max_bytes": 1048576, "fim_paths": ["/etc"]}
+          "batch_max_items": 500, "batch_max_bytes": 1048576, "send_interval_s": 5, "fim_paths": ["/etc"]}
 
 
 @dataclass
@@ -188,3 +189,20 @@ if __name__ == "__main__":
             time.sleep(3600)
     except KeyboardInterrupt:
         server.stop()
+
+
+def in_process_agent(server: FakeCollector, state: Path):
+    """An agent runner (a context manager) enrolled with ``server``, state in ``state``; heartbeat and
+    inventory only, which is enough to exercise the runner."""
+    # Imported here: run standalone (the RSS measurement) this module must stay a bare HTTP server.
+    from agent.config import Config
+    from agent.runner import Agent
+    from agent.state import Credentials, save_credentials
+
+    config = Config()
+    config.agent.state_dir = str(state)
+    config.patches.enabled = config.authlog.enabled = config.fim.enabled = config.facts.enabled = False
+    agent_id, secret = server.add_agent()
+    creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
+    save_credentials(state, creds)
+    return Agent(config, creds)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.fake_server import GOOD_TOKEN, FakeCollector
+from tests.agent.fake_server import GOOD_TOKEN, FakeCollector, in_process_agent
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "khien-agent"
@@ -163,21 +163,6 @@ def test_run_stops_cleanly_on_signal(server: FakeCollector, home, signum: int) -
 
 # --- the runner in-process: behaviour that a subprocess cannot show cheaply ---------------------
 
-def in_process_agent(server: FakeCollector, state: Path):
-    from agent.config import Config
-    from agent.runner import Agent
-    from agent.state import Credentials, save_credentials
-
-    config = Config()
-    config.agent.state_dir = str(state)
-    # heartbeat and inventory are enough to exercise the runner
-    config.patches.enabled = config.authlog.enabled = config.fim.enabled = config.facts.enabled = False
-    agent_id, secret = server.add_agent()
-    creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
-    save_credentials(state, creds)
-    return Agent(config, creds)
-
-
 def test_runner_resumes_after_re_enrollment_without_restart(server: FakeCollector, tmp_path: Path) -> None:
     from agent.state import Credentials, save_credentials
 
@@ -209,12 +194,15 @@ def test_runner_resends_full_inventory_after_a_loss(server: FakeCollector, tmp_p
 
 
 def test_server_settings_are_applied_within_limits(server: FakeCollector, tmp_path: Path) -> None:
-    server.config.update(heartbeat_interval_s=1, batch_max_items=100, inventory_interval_s=7200)
+    server.config.update(heartbeat_interval_s=1, batch_max_items=100, inventory_interval_s=7200,
+                         send_interval_s=100_000)
     with in_process_agent(server, tmp_path) as runner:
+        assert runner.send_interval_s == 5  # the local default, until the server says otherwise
         applied = runner.apply_server_settings()
         assert applied["heartbeat_interval_s"] == 10  # floored: a bad server config must not hammer
         assert runner.intervals["heartbeat"] == 10 and runner.intervals["inventory"] == 7200
         assert runner.sender.batch_max_items == 100
+        assert runner.send_interval_s == 300  # capped: a server cannot make an agent hold items for days
         server.stop()
         assert runner.apply_server_settings() == {}  # unreachable: local settings stay
 

@@ -81,13 +81,33 @@ def test_runs_never_overlap_and_late_runs_coalesce() -> None:
 
 def test_emitting_triggers_a_send_at_once() -> None:
     sent = threading.Event()
-    scheduler = AgentScheduler(sent.set, send_interval_s=3600)
+    scheduler = AgentScheduler(sent.set, send_interval_s=5)  # the default: the first tick is 5 s away
     scheduler.add_collector(Counting(), 3600, ListSink())
     scheduler.start()
     try:
         assert sent.wait(3), "the sender did not run after the collector emitted"
     finally:
         scheduler.shutdown()
+
+
+def test_at_a_long_send_interval_new_items_wait_for_the_tick() -> None:
+    """A large fleet's agents send every minute or so (KHIEN_AGENT_SEND_S): what a module emits goes
+    with the next tick instead of costing the server a request of its own."""
+    sends: list[float] = []
+    counting = Counting()
+    scheduler = AgentScheduler(lambda: sends.append(time.monotonic()), send_interval_s=1.5)
+    scheduler.send_on_emit = False  # as for an interval above SEND_AT_ONCE_MAX_S, without waiting that long
+    scheduler.add_collector(counting, 0.2, ListSink())
+    started = time.monotonic()
+    scheduler.start()
+    try:
+        assert wait_for(lambda: len(sends) >= 2, timeout=6)
+    finally:
+        scheduler.shutdown()
+    assert counting.stats.runs >= 6  # it emitted every 0.2 s ...
+    assert sends[0] - started >= 1.4  # ... and nothing went before the first tick
+    assert AgentScheduler(lambda: None, send_interval_s=60).send_on_emit is False
+    assert AgentScheduler(lambda: None, send_interval_s=5).send_on_emit is True
 
 
 def test_sender_errors_are_counted_and_it_keeps_ticking() -> None:

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config
-from agent.runner import Agent
 from agent.sender import Sender, Transport
 from agent.spool import Spool, SpoolUnwritable, read_stats
-from agent.state import Credentials, save_credentials
+from agent.state import Credentials
 from agent.wire import Item
-from tests.agent.fake_server import FakeCollector
+from tests.agent.fake_server import FakeCollector, in_process_agent
 from tests.smallfs import fill, release, tmpfs
 
 MIB = 1024
@@ -104,16 +102,6 @@ def test_an_ack_the_disk_refuses_costs_a_duplicate_resend_not_a_loss(server: Fak
         assert sorted(counts(server.items)) == list(range(20))  # each item stored exactly once
         assert spool.stats()["dropped"] == {} and spool.stats()["items"] == 0
         spool.close()
-
-
-def in_process_agent(server: FakeCollector, state: Path) -> Agent:
-    config = Config()
-    config.agent.state_dir = str(state)
-    config.patches.enabled = config.authlog.enabled = config.fim.enabled = config.facts.enabled = False
-    agent_id, secret = server.add_agent()
-    creds = Credentials(server=server.url, agent_id=agent_id, secret=secret)
-    save_credentials(state, creds)
-    return Agent(config, creds)
 
 
 def heartbeats(server: FakeCollector) -> list[dict]:
