@@ -23,7 +23,7 @@ from collector.compliance.routes import router as compliance_router
 from collector.compliance.service import builtin_checks
 from collector.db import Database
 from collector.detection import DetectionWorker
-from collector.errors import DatabaseUnavailable, KhienError, RateLimited
+from collector.errors import DatabaseUnavailable, KhienError
 from collector.events import partitions
 from collector.exceptions.routes import router as exceptions_router
 from collector.findings.routes import router as findings_router
@@ -31,7 +31,7 @@ from collector.hosts.routes import router as hosts_router
 from collector.incidents.routes import router as incidents_router
 from collector.ingest.routes import router as ingest_router
 from collector.ingest.worker import IngestWorkers
-from collector.leader import Elector, SoleLock, lock_for
+from collector.leader import Elector, LeaderLock, NeverLock, SoleLock, lock_for
 from collector.metrics import IngestMetrics
 from collector.ratelimit import RateLimiter
 from collector.scans.routes import router as scans_router
@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     app.state.metrics = IngestMetrics()
     app.state.limiter = RateLimiter(rate_per_s=settings.agent_rate_per_s, burst=settings.agent_rate_burst)
     # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
-    app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4)
+    app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4,
+                                             max_queue=settings.ingest_queue)
     builtin_checks()  # load and validate the compliance checks now: a broken file stops start-up, not ingest
     local = local_rules_dir(settings.data_dir)
     ruleset = load_rules([DEFAULT_RULES_DIR, *([local] if local.is_dir() else [])])
@@ -108,7 +109,10 @@ def _elector(app: FastAPI, settings: Settings) -> Elector:
             state.jobs.step_down()
         state.detection.stop()
 
-    lock = lock_for(state.db) if settings.leader_election else SoleLock()
+    if not settings.leader_candidate:
+        lock: LeaderLock = NeverLock()
+    else:
+        lock = lock_for(state.db) if settings.leader_election else SoleLock()
     return Elector(lock, on_elected=lead, on_deposed=step_down, retry_s=settings.leader_retry_s,
                    check_s=settings.leader_check_s)
 
@@ -121,7 +125,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KhienError)
     async def khien_error(_request: Request, exc: KhienError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        retry_after = getattr(exc, "retry_after", None)  # RateLimited, Overloaded
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

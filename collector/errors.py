@@ -39,5 +39,17 @@ class RateLimited(KhienError):
         self.retry_after = retry_after
 
 
+class Overloaded(KhienError):
+    """More batches are waiting than the server works through in a couple of seconds: refuse at once
+    (the agent keeps the batch and retries after ``retry_after``) rather than queue requests their
+    senders will have given up on by the time they are answered."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(KhienError):
     status_code = 503

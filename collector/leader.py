@@ -42,7 +42,8 @@ from collector.db import Database, redact
 
 log = logging.getLogger(__name__)
 
-# Advisory lock keys: "khien" (0x6B6869656E) plus a number; events.service.EVENT_ORDER_LOCK is ...01.
+# Advisory lock keys: "khien" (0x6B6869656E) plus a number; ...01 was the event-order lock (retired by
+# migration 0020: do not reuse it, an older server process may still take it during an upgrade).
 LEADER_LOCK = 0x6B6869656E02
 STALE_CHECK_LOCK = 0x6B6869656E03
 MIGRATION_LOCK = 0x6B6869656E04
@@ -161,6 +162,22 @@ class SoleLock:
 
     def alive(self) -> bool:
         return True
+
+    def release(self) -> None:
+        return None
+
+
+class NeverLock:
+    """Not a candidate (KHIEN_LEADER_CANDIDATE=0): this process serves requests and never leads, so the
+    leader's detection and jobs can have processes of their own that take no agent traffic."""
+
+    where = "not a candidate"
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def alive(self) -> bool:
+        return False
 
     def release(self) -> None:
         return None

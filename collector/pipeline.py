@@ -7,6 +7,7 @@ inventory, which are rare next to events.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,6 +22,7 @@ from collector.agents import service as agents
 from collector.agents.models import Agent
 from collector.compliance import service as compliance
 from collector.db import Database
+from collector.errors import KhienError
 from collector.events import service as events
 from collector.hosts import service as hosts
 from collector.hosts.models import Host
@@ -31,6 +33,8 @@ from collector.scoring import activity
 from collector.types import utcnow
 from rules.eol import eol_for_os
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
@@ -40,7 +44,9 @@ class IngestResult:
 
 
 DUPLICATE = IngestResult(0, True, {})
-SEEN_RESOLUTION = timedelta(seconds=5)
+# Last-seen times are kept to the minute: staleness is judged in quarters of an hour, and rewriting two
+# rows on every batch was a tenth of the server's ingest time (bench/load.py, issue 8).
+SEEN_RESOLUTION = timedelta(seconds=60)
 
 
 def _not_after(agent_time: datetime, received: datetime) -> datetime:
@@ -51,23 +57,96 @@ def _not_after(agent_time: datetime, received: datetime) -> datetime:
     return min(agent_time, received)
 
 
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """One ``POST /api/v1/agent/batches`` as received: the credential and the raw body."""
+
+    credential: str
+    body: bytes
+    encoding: str | None
+
+
 def receive_batch(
     db: Database, *, credential: str, body: bytes, encoding: str | None, limiter: RateLimiter, max_decompressed: int
 ) -> IngestResult:
     """Authenticate, rate-limit, decode, validate and store one agent batch in a single transaction."""
 
     def work(session: Session) -> IngestResult:
-        agent = agents.authenticate(session, credential=credential)
-        limiter.take(agent.id)  # before any parsing: a flooding agent costs one lookup per request
-        batch = parse_batch(ingest.decode_body(body, content_encoding=encoding, max_decompressed=max_decompressed))
-        return _store(session, agent=agent, batch=batch)
+        agent, batch = _admit(session, BatchRequest(credential, body, encoding), limiter=limiter,
+                              max_decompressed=max_decompressed)
+        return _store_now(session, agent=agent, batch=batch)
 
     return _once(db, work)
 
 
+def receive_batches(db: Database, *, requests: list[BatchRequest], limiter: RateLimiter,
+                    max_decompressed: int) -> list[IngestResult | Exception]:
+    """``receive_batch`` for each request, in one transaction: each answer is its result or its error.
+
+    Under load the ingest threads find many batches queued (collector/ingest/worker.py); a transaction
+    and a commit each was most of a batch's time on PostgreSQL (a WAL flush per commit, about ten round
+    trips). Here they share one commit and one COPY of their events. A batch refused before anything
+    is written (credential, rate limit, malformed body, replay) answers alone; any error once writing
+    has begun fails the shared transaction, and then each batch is received on its own, so one batch
+    never sinks another and none is stored in part.
+    """
+    if len(requests) == 1:
+        return [_alone(db, requests[0], limiter=limiter, max_decompressed=max_decompressed)]
+    answers: list[IngestResult | Exception | None] = [None] * len(requests)
+    charged: set[int] = set()  # took a rate-limit token already: not charged again if retried alone
+    try:
+        with db.transaction() as session:
+            rows: list[dict[str, Any]] = []
+            for i, request in enumerate(requests):
+                try:
+                    agent, batch = _admit(session, request, limiter=limiter, max_decompressed=max_decompressed)
+                except KhienError as exc:
+                    answers[i] = exc
+                    continue
+                charged.add(i)
+                answers[i] = _store(session, agent=agent, batch=batch, rows=rows)
+            events.add_many(session, rows=rows)
+    except Exception as exc:  # noqa: BLE001 - the shared transaction failed: each batch on its own
+        log.warning("ingest: %d batches failed together (%s); receiving each alone", len(requests),
+                    type(exc).__name__)
+        return [_alone(db, request, limiter=_NOT_AGAIN if i in charged else limiter,
+                       max_decompressed=max_decompressed) for i, request in enumerate(requests)]
+    return answers  # type: ignore[return-value] - every slot was filled
+
+
+def _alone(db: Database, request: BatchRequest, *, limiter: RateLimiter | _Charged,
+           max_decompressed: int) -> IngestResult | Exception:
+    """``receive_batch`` in a transaction of its own; its error, if any, is the answer."""
+    try:
+        return receive_batch(db, credential=request.credential, body=request.body, encoding=request.encoding,
+                             limiter=limiter, max_decompressed=max_decompressed)
+    except Exception as exc:  # noqa: BLE001 - handed back as this batch's answer
+        return exc
+
+
+class _Charged:
+    """A limiter for a batch that took its token in a failed shared transaction."""
+
+    def take(self, _key: str) -> None:
+        return None
+
+
+_NOT_AGAIN = _Charged()
+
+
+def _admit(session: Session, request: BatchRequest, *, limiter: RateLimiter,
+           max_decompressed: int) -> tuple[Agent, BatchIn]:
+    """The agent and its validated batch; refuses (KhienError) before anything is written."""
+    agent = agents.authenticate(session, credential=request.credential)
+    limiter.take(agent.id)  # before any parsing: a flooding agent costs one lookup per request
+    batch = parse_batch(ingest.decode_body(request.body, content_encoding=request.encoding,
+                                           max_decompressed=max_decompressed))
+    return agent, batch
+
+
 def ingest_batch(db: Database, *, agent: Agent, batch: BatchIn) -> IngestResult:
     """Store an already validated batch for an authenticated agent (all-or-nothing, idempotent)."""
-    return _once(db, lambda session: _store(session, agent=agent, batch=batch))
+    return _once(db, lambda session: _store_now(session, agent=agent, batch=batch))
 
 
 def _once(db: Database, work: Callable[[Session], IngestResult]) -> IngestResult:
@@ -81,29 +160,38 @@ def _once(db: Database, work: Callable[[Session], IngestResult]) -> IngestResult
         raise
 
 
-def _store(session: Session, *, agent: Agent, batch: BatchIn) -> IngestResult:
-    # Claiming the batch id first makes a replay fail before anything else is written.
-    ingest.record(session, agent_id=agent.id, batch_id=str(batch.batch_id), item_count=len(batch.items))
-    by_type = _apply_items(session, agent=agent, batch=batch)
+def _store_now(session: Session, *, agent: Agent, batch: BatchIn) -> IngestResult:
+    rows: list[dict[str, Any]] = []
+    result = _store(session, agent=agent, batch=batch, rows=rows)
+    events.add_many(session, rows=rows)
+    return result
+
+
+def _store(session: Session, *, agent: Agent, batch: BatchIn, rows: list[dict[str, Any]]) -> IngestResult:
+    """Apply the batch's items; its events are appended to ``rows`` for the caller to insert."""
+    # Claiming the batch id first makes a replay stop before anything else is written.
+    if not ingest.record(session, agent_id=agent.id, batch_id=str(batch.batch_id), item_count=len(batch.items)):
+        return DUPLICATE
+    by_type = _apply_items(session, agent=agent, batch=batch, rows=rows)
     _mark_seen(session, agent=agent, at=utcnow())
     return IngestResult(len(batch.items), False, by_type)
 
 
 def _mark_seen(session: Session, *, agent: Agent, at: datetime) -> None:
-    # Staleness is judged in minutes: an agent sending many batches a second need not rewrite its
-    # last-seen time on every one of them.
-    if agent.last_seen_at is not None and at - agent.last_seen_at < SEEN_RESOLUTION:
+    # The first batch of a (local) day always counts, however soon after the last one: activity days
+    # feed the score.
+    new_day = agent.last_seen_at is None or activity.local_day(agent.last_seen_at) != activity.local_day(at)
+    if not new_day and at - agent.last_seen_at < SEEN_RESOLUTION:
         return
-    if agent.last_seen_at is None or activity.local_day(agent.last_seen_at) != activity.local_day(at):
+    if new_day:
         activity.record(session, host_id=agent.host_id, unit_id=agent.unit_id, day=activity.local_day(at))
     conn = session.connection()
     conn.execute(update(Agent.__table__).where(Agent.id == agent.id).values(last_seen_at=at))
     conn.execute(update(Host.__table__).where(Host.id == agent.host_id).values(last_seen=at))
 
 
-def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str, int]:
+def _apply_items(session: Session, *, agent: Agent, batch: BatchIn, rows: list[dict[str, Any]]) -> dict[str, int]:
     received = utcnow()
-    rows: list[dict[str, Any]] = []
     by_type: dict[str, int] = {}
     host: Host | None = None
 
@@ -146,7 +234,6 @@ def _apply_items(session: Session, *, agent: Agent, batch: BatchIn) -> dict[str,
             event(item.type, item.ts, item.data.model_dump(mode="json"))
     if host is not None:
         session.flush()
-    events.add_many(session, rows=rows)
     return by_type
 
 

@@ -21,6 +21,9 @@ class Settings:
     port: int = 8000
     # Ingest caps: compressed body and decompressed JSON (gzip-bomb guard).
     max_batch_bytes: int = 5 * MiB
+    # Batches waiting for an ingest thread; beyond this a batch is refused with 503 + Retry-After at
+    # once (collector/ingest/worker.py). ~250 is one to three seconds of work for one process.
+    ingest_queue: int = 256
     max_decompressed_bytes: int = 50 * MiB
     # Per-agent ingest rate (token bucket): sustained batches per second and burst.
     agent_rate_per_s: float = 5.0
@@ -28,6 +31,9 @@ class Settings:
     # An agent silent longer than this is stale (Wazuh calls it "disconnected" after 15 min).
     stale_after_s: int = 15 * 60
     heartbeat_interval_s: int = 60
+    # How often agents send what they queued (told through GET /api/v1/agent/config): raise it for
+    # large fleets, where each request's fixed cost, not the items, is what the server pays for.
+    send_interval_s: int = 5
     inventory_interval_s: int = 3600
     session_ttl_s: int = 8 * 3600
     cookie_secure: bool = True
@@ -44,6 +50,9 @@ class Settings:
     # Several server processes on one database (docs/scale-out.md): one elected leader runs detection
     # and the jobs above. Off: this process runs them at once, whatever others do (a lone server, tests).
     leader_election: bool = True
+    # Off: this process never leads (it ingests and serves the API and console); run the leader's work in
+    # processes the proxy sends no agent traffic to (docs/scale-out.md). Wins over leader_election off.
+    leader_candidate: bool = True
     leader_retry_s: float = 5.0  # a standby tries for the leader lock this often (failover time)
     leader_check_s: float = 2.0  # the leader checks its lock connection this often
     score_every_s: float = 0  # >0: compute yesterday's scores every this many seconds, not nightly (tests, demos)
@@ -91,6 +100,8 @@ def load_settings(
         agent_rate_per_s=_env_number("KHIEN_AGENT_RATE_PER_S", 5.0),
         agent_rate_burst=int(_env_number("KHIEN_AGENT_RATE_BURST", 60)),
         heartbeat_interval_s=int(_env_number("KHIEN_AGENT_HEARTBEAT_S", 60)),
+        send_interval_s=int(_env_number("KHIEN_AGENT_SEND_S", 5)),
+        ingest_queue=int(_env_number("KHIEN_INGEST_QUEUE", 256)),
         data_dir=resolved_dir,
         database_url=url,
         host=bind_host,
@@ -103,6 +114,7 @@ def load_settings(
         scan_max_addresses=int(_env_number("KHIEN_SCAN_MAX_ADDRESSES", 65_536)),
         evidence_max_bytes=int(_env_number("KHIEN_EVIDENCE_MAX_BYTES", 10 * MiB)),
         leader_election=os.environ.get("KHIEN_LEADER_ELECTION", "1") != "0",
+        leader_candidate=os.environ.get("KHIEN_LEADER_CANDIDATE", "1") != "0",
         leader_retry_s=_env_number("KHIEN_LEADER_RETRY_S", 5.0),
         leader_check_s=_env_number("KHIEN_LEADER_CHECK_S", 2.0),
         score_every_s=_env_number("KHIEN_SCORE_EVERY_S", 0),

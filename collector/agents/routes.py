@@ -71,4 +71,5 @@ def enroll(body: EnrollIn, request: Request, db: DbDep, metrics: MetricsDep) -> 
 @router.get("/config")
 def config(agent: Annotated[Agent, Depends(current_agent)], settings: SettingsDep) -> dict:
     return agents.agent_config(heartbeat_interval_s=settings.heartbeat_interval_s,
-                               inventory_interval_s=settings.inventory_interval_s)
+                               inventory_interval_s=settings.inventory_interval_s,
+                               send_interval_s=settings.send_interval_s)

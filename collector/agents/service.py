@@ -183,10 +183,11 @@ def loss_events(previous: dict[str, Any] | None, current: dict[str, Any]) -> lis
 DEFAULT_FIM_PATHS = ("/etc", "/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin", "/var/www")
 
 
-def agent_config(*, heartbeat_interval_s: int, inventory_interval_s: int) -> dict[str, Any]:
+def agent_config(*, heartbeat_interval_s: int, inventory_interval_s: int, send_interval_s: int) -> dict[str, Any]:
     """What GET /api/v1/agent/config returns: schedules, limits and what to watch."""
     return {
         "heartbeat_interval_s": heartbeat_interval_s,
+        "send_interval_s": send_interval_s,
         "inventory_interval_s": inventory_interval_s,
         "inventory_full_interval_s": 86400,
         "batch_max_items": 500,

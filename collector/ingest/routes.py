@@ -73,3 +73,16 @@ def _receive(state, credential: str, body: bytes, encoding: str | None) -> pipel
     if not result.duplicate:
         state.detection.wake()  # committed: evaluate the new events now, not at the next poll
     return result
+
+
+def _receive_many(calls: list[tuple]) -> list[pipeline.IngestResult | Exception]:
+    """``_receive`` for batches queued together (the worker's ``many`` form): one transaction for all."""
+    state = calls[0][0]
+    answers = pipeline.receive_batches(state.db, requests=[pipeline.BatchRequest(c, b, e) for _s, c, b, e in calls],
+                                       limiter=state.limiter, max_decompressed=state.settings.max_decompressed_bytes)
+    if any(isinstance(a, pipeline.IngestResult) and not a.duplicate for a in answers):
+        state.detection.wake()
+    return answers
+
+
+_receive.many = _receive_many  # type: ignore[attr-defined]

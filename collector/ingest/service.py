@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zlib
 
-from sqlalchemy import insert
 from sqlmodel import Session
 
 from collector.errors import InvalidInput, PayloadTooLarge
@@ -49,7 +48,19 @@ def decode_body(body: bytes, *, content_encoding: str | None, max_decompressed: 
     return b"".join([*parts, part])
 
 
-def record(session: Session, *, agent_id: str, batch_id: str, item_count: int) -> None:
-    """Claim ``(agent_id, batch_id)``: IntegrityError (unique constraint) if it was claimed before."""
-    session.connection().execute(insert(IngestBatch.__table__).values(
-        agent_id=agent_id, batch_id=batch_id, item_count=item_count, received_at=utcnow()))
+def record(session: Session, *, agent_id: str, batch_id: str, item_count: int) -> bool:
+    """Claim ``(agent_id, batch_id)``; False if it was claimed before (a replay: store nothing).
+
+    No error on a replay, so several batches can share a transaction (pipeline.receive_batches); a
+    claim racing one from another transaction waits for it, then finds it claimed or free.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = IngestBatch.__table__
+    claimed = conn.execute(insert(table).values(
+        agent_id=agent_id, batch_id=batch_id, item_count=item_count, received_at=utcnow())
+        .on_conflict_do_nothing().returning(table.c.id))  # rowcount is -1 with RETURNING on psycopg
+    return claimed.first() is not None

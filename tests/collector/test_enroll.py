@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlmodel import select
 
 from collector.agents.models import Agent, EnrollmentToken
+from collector.app import create_app
 from collector.hosts.models import Host
+from collector.settings import load_settings
 from collector.types import utcnow
 from tests.collector import helpers as h
 
@@ -28,6 +32,7 @@ def test_enroll_returns_credential_and_stores_only_hashes(client, db):
         "Authorization": f"Bearer {body['agent_id']}.{body['secret']}"})
     assert config.status_code == 200
     assert config.json()["heartbeat_interval_s"] == 60 and "/etc" in config.json()["fim_paths"]
+    assert config.json()["send_interval_s"] == 5
     assert client.get("/api/v1/agent/config").status_code == 401
 
 
@@ -74,3 +79,17 @@ def test_enroll_rejects_unknown_fields_and_bad_macs(client, db):
     assert resp.status_code == 422 and "unit" in resp.json()["detail"]
     resp = client.post("/api/v1/agent/enroll", json={"token": token, **h.identity(macs=["not-a-mac"])})
     assert resp.status_code == 422 and "macs" in resp.json()["detail"]
+
+
+def test_a_large_fleet_is_told_to_send_less_often(tmp_path, db, monkeypatch):
+    """KHIEN_AGENT_SEND_S reaches every agent through its config (the agent keeps it within 1-300 s)."""
+    monkeypatch.setenv("KHIEN_AGENT_SEND_S", "60")
+    settings = dataclasses.replace(load_settings(data_dir=tmp_path, database_url=db.url), cookie_secure=False,
+                                   scheduler=False)
+    assert settings.send_interval_s == 60
+    h.seed_units(db)
+    with TestClient(create_app(settings, db=db)) as client:
+        body = client.post("/api/v1/agent/enroll", json={"token": h.enroll_token(db), **h.identity()}).json()
+        config = client.get("/api/v1/agent/config",
+                            headers={"Authorization": f"Bearer {body['agent_id']}.{body['secret']}"})
+    assert config.json()["send_interval_s"] == 60

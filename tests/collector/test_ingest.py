@@ -10,10 +10,13 @@ from datetime import timedelta
 from sqlalchemy import func
 from sqlmodel import select
 
+from collector import pipeline
 from collector.agents.models import Agent
+from collector.errors import Forbidden
 from collector.events.models import Event
 from collector.hosts.models import Host, InventoryRow
 from collector.ingest.models import IngestBatch
+from collector.ratelimit import RateLimiter
 from tests.collector import helpers as h
 
 
@@ -151,3 +154,84 @@ def test_ingest_records_the_local_day_a_host_reported_once(client, db, enrolled)
     with db.session() as s:
         host = s.get(Host, enrolled["host_id"])
     assert days == [(host.id, host.unit_id, local_day(host.last_seen))]
+
+
+def test_last_seen_is_kept_to_the_minute_but_a_new_local_day_always_counts(client, db, enrolled):
+    """Two batches 20 s apart rewrite last-seen once; the one 10 s after local midnight marks the new day."""
+    from datetime import datetime
+
+    from collector import pipeline
+    from collector.scoring.activity import LOCAL_TZ
+    from collector.scoring.models import HostActivity
+
+    def days() -> set:
+        with db.session() as s:
+            return set(s.exec(select(HostActivity.day).where(HostActivity.host_id == enrolled["host_id"])).all())
+
+    midnight = datetime(2026, 3, 2, tzinfo=LOCAL_TZ)
+    with db.transaction() as s:
+        s.get(Agent, enrolled["agent_id"]).last_seen_at = midnight - timedelta(minutes=5)
+    for at in (midnight - timedelta(seconds=30), midnight - timedelta(seconds=10), midnight + timedelta(seconds=10)):
+        assert midnight.date() not in days()
+        with db.transaction() as s:
+            pipeline._mark_seen(s, agent=s.get(Agent, enrolled["agent_id"]), at=at)
+        with db.session() as s:
+            seen = s.get(Agent, enrolled["agent_id"]).last_seen_at
+        # within the minute (the second batch) last-seen is not rewritten; across midnight it is
+        assert seen == (midnight - timedelta(seconds=30) if at == midnight - timedelta(seconds=10) else at)
+    assert midnight.date() in days()
+
+
+def test_an_overloaded_server_answers_503_with_retry_after_and_stores_nothing(client, db, enrolled):
+    from collector.ingest.worker import IngestWorkers
+
+    busy = IngestWorkers(threads=1, max_queue=0)  # every batch finds the queue full
+    normal, client.app.state.ingest_workers = client.app.state.ingest_workers, busy
+    try:
+        resp = post(client, enrolled, h.batch([h.heartbeat()]))
+    finally:
+        client.app.state.ingest_workers = normal
+        busy.close()
+    assert resp.status_code == 503 and 10 <= int(resp.headers["retry-after"]) <= 40
+    assert "busy" in resp.json()["detail"]
+    with db.session() as s:
+        assert s.exec(select(func.count()).select_from(IngestBatch)).one() == 0
+    assert post(client, enrolled, h.batch([h.heartbeat()])).status_code == 202  # and it is taken later
+
+
+def test_batches_received_together_answer_each_alone_and_none_is_stored_in_part(db, enrolled):
+    """The ingest threads receive queued batches in one transaction (pipeline.receive_batches). Each
+    still gets its own answer: stored, a replay (even of a batch in the same group), refused before
+    writing (credential, malformed), or refused after writing began (a foreign identity, which fails
+    the shared transaction, so each is received again alone and that one stores nothing)."""
+    credential = enrolled["headers"]["Authorization"].removeprefix("Bearer ")
+    first, second = h.batch([h.heartbeat(spool_items=1)]), h.batch([failure_item("alice"), failure_item("bob")])
+    foreign = h.batch([h.inventory({"identity": [h.identity(machine_id="f" * 32)], "packages": [h.PKG]})])
+
+    def request(payload, cred=credential):
+        return pipeline.BatchRequest(cred, h.gz(payload), "gzip")
+
+    limiter = RateLimiter(rate_per_s=1000, burst=1000)
+    answers = pipeline.receive_batches(db, limiter=limiter, max_decompressed=1 << 20, requests=[
+        request(first), request(second), request(second), request(first, cred=f"{enrolled['agent_id']}.wrong"),
+        request({"not": "a batch"})])
+    assert [type(a).__name__ for a in answers] == ["IngestResult", "IngestResult", "IngestResult", "Unauthorized",
+                                                   "InvalidInput"]
+    assert [(a.accepted, a.duplicate) for a in answers[:3]] == [(1, False), (2, False), (0, True)]
+    assert counts(db) == (2, 2, 0)
+
+    answers = pipeline.receive_batches(db, limiter=limiter, max_decompressed=1 << 20, requests=[
+        request(h.batch([failure_item("carol")])), request(foreign), request(first)])
+    assert isinstance(answers[0], pipeline.IngestResult) and answers[0].accepted == 1
+    assert isinstance(answers[1], Forbidden) and "identity" in str(answers[1])
+    assert answers[2] == pipeline.DUPLICATE
+    assert counts(db) == (3, 3, 0)  # carol's batch alone; nothing of the foreign inventory
+    with db.session() as s:
+        users = sorted(e.data["user"] for e in s.exec(select(Event).where(Event.type == "auth.failure")))
+    assert users == ["alice", "bob", "carol"]
+
+
+def failure_item(user: str) -> dict:
+    return {"type": "auth.failure", "ts": h.now_iso(),
+            "data": {"action": "failed_password", "outcome": "failure", "user": user, "source_ip": "203.0.113.9",
+                     "raw": f"Failed password for {user}"}}

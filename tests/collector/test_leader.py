@@ -22,10 +22,10 @@ from collector.agents.models import Agent
 from collector.alerts import service as alerts
 from collector.alerts.models import Alert
 from collector.db import Database
-from collector.detection import CursorMoved, DetectionWorker
+from collector.detection import CursorMoved, DetectionWorker, get_position
 from collector.events.models import Event
 from collector.ingest.schema import parse_batch
-from collector.leader import Elector, FileLock, PostgresLock, lock_for
+from collector.leader import Elector, FileLock, NeverLock, PostgresLock, lock_for
 from collector.scheduler import Jobs
 from collector.scoring.models import ScoreSnapshot, ScoreValue
 from collector.types import utcnow
@@ -119,6 +119,25 @@ def test_of_two_electors_exactly_one_leads_and_stopping_it_hands_over(pair):
     wait_for(lambda: b.is_leader)  # within a few retry_s; the bound here only stops a hung test
     assert not a.is_leader
     assert log == ["a elected", "a deposed", "b elected"] and (a.elections, b.elections) == (1, 1)
+
+
+def test_a_process_that_is_not_a_candidate_never_leads_even_alone(db_url):
+    log: list[str] = []
+    db = Database(db_url)
+    rec = Recorder("candidate", log)
+    never = Elector(NeverLock(), on_elected=Recorder("never", log).elected, on_deposed=lambda: None, **FAST)
+    candidate = Elector(lock_for(db), on_elected=rec.elected, on_deposed=rec.deposed, **FAST)
+    try:
+        never.start()
+        candidate.start()
+        assert (never.role, candidate.role) == ("standby", "leader")
+        candidate.stop()
+        time.sleep(0.6)  # a few of its rounds with the lock free
+        assert not never.is_leader and log == ["candidate elected", "candidate deposed"]
+    finally:
+        never.stop()
+        candidate.stop()
+        db.dispose()
 
 
 def test_a_leader_stops_its_work_before_it_lets_the_lock_go(db_url):
@@ -261,7 +280,7 @@ def test_two_workers_on_one_cursor_raise_each_alert_once(client, db, enrolled):
     with db.session() as s:
         [alert] = s.exec(select(Alert).where(Alert.rule_id == "ssh_lnx_brute_force")).all()
         assert (alert.count, alert.event_count) == (1, 8)  # not folded in twice
-        assert alerts.get_cursor(s, name="detect") == s.exec(select(func.max(Event.id))).one()
+        assert get_position(s)[1] == s.exec(select(func.max(Event.id))).one()
     loser = workers[1 - winner]
     loser.barrier = threading.Barrier(1)
     assert loser.engine is None  # its state ran ahead of what was stored: dropped, to be rebuilt
