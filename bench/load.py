@@ -4,7 +4,7 @@ Usage:
     .venv/bin/python -m bench.load [--agents 1000] [--duration 60] [--servers 1|2] [--database-url URL]
                                    [--heartbeat-s 60] [--events-per-min 20] [--inventory-every-s 3600]
                                    [--send-interval-s 5] [--reuse] [--prepare-only] [--port 18800]
-                                   [--client-procs 1] [--matrix]
+                                   [--client-procs 1] [--leader-process] [--matrix]
 
 Without --database-url a fresh SQLite file under /tmp is used; a PostgreSQL URL names a database that
 is dropped and created (``postgresql+psycopg://postgres@127.0.0.1:5432/khien_bench_load``). ``--reuse``
@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
-from agent.runner import SEND_INTERVAL_S  # noqa: E402
+from agent.config import SenderSection  # noqa: E402
 from bench.common import fresh_database  # noqa: E402
 from bench.load_check import count_stored, database_pids, detection_position, stored_exactly_once  # noqa: E402
 from bench.load_client import run_clients  # noqa: E402
@@ -82,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--events-per-min", type=float, default=20.0, help="events per agent per minute")
     p.add_argument("--inventory-every-s", type=float, default=3600.0,
                    help="mean seconds between package changes per agent (0: none)")
-    p.add_argument("--send-interval-s", type=float, default=SEND_INTERVAL_S,
-                   help=f"the agents' send tick (the real agent's: {SEND_INTERVAL_S:g} s); longer: fewer requests")
+    p.add_argument("--send-interval-s", type=float, default=SenderSection.interval_s,
+                   help=f"the agents' send tick (the real agent's default: {SenderSection.interval_s:g} s; "
+                        "a server sets it with KHIEN_AGENT_SEND_S); longer: fewer requests")
     p.add_argument("--packages", type=int, default=400, help="packages per simulated host")
     p.add_argument("--reuse", action="store_true", help="keep the database and the agents enrolled in it")
     p.add_argument("--port", type=int, default=18800, help="first server port (the second server uses port+1)")
@@ -95,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="full inventory before the run for the hosts that change packages in it, or for all")
     p.add_argument("--drain-s", type=float, default=60.0, help="time allowed after the window to resend")
     p.add_argument("--settle-s", type=float, default=120.0, help="time allowed for detection to catch up")
+    p.add_argument("--leader-process", action="store_true",
+                   help="one more server process that leads (detection, jobs) and takes no agent traffic; "
+                        "the --servers ones never lead (KHIEN_LEADER_CANDIDATE=0)")
     p.add_argument("--no-scheduler", action="store_true", help="start the servers without their scheduled jobs")
     p.add_argument("--prepare-only", action="store_true",
                    help="enroll and send first inventories, print how long that took, and stop (then run with --reuse)")
@@ -127,11 +131,13 @@ def run_once(args: argparse.Namespace, *, agents: int, fresh: bool) -> dict:
     db.upgrade()  # once, before the servers: two processes must not race on the migrations
     data_dir = Path(tempfile.mkdtemp(prefix="khien-bench-load-"))
     servers = start_servers(count=args.servers, base_port=args.port, database_url=url, data_dir=data_dir,
+                            leader_process=args.leader_process,
                             scheduler=not args.no_scheduler)
-    result: dict = {"agents": agents, "backend": backend_of(url), "servers": args.servers, "http_library": library()}
+    result: dict = {"agents": agents, "backend": backend_of(url), "servers": args.servers,
+                    "leader_process": args.leader_process, "http_library": library()}
     try:
         print(f"[{agents:,} agents] enrolling and sending first inventories ...", flush=True)
-        entries, result["prepare"] = prepare_agents(db, database_url=url, count=agents, urls=[s.url for s in servers],
+        entries, result["prepare"] = prepare_agents(db, database_url=url, count=agents, urls=_agent_urls(servers),
                                                     via=args.enroll_via, packages=args.packages, reuse=not fresh,
                                                     first_inventory=args.first_inventory,
                                                     every_s=args.inventory_every_s, duration_s=args.duration)
@@ -169,7 +175,7 @@ def _measure(args: argparse.Namespace, db: Database, servers: list, specs: list,
         print(f"[{len(specs):,} agents] running {args.duration:g} s ...", flush=True)
 
     stats, position, result["client_procs"] = run_clients(
-        specs, args=args, urls=[s.url for s in servers], on_start=on_start,
+        specs, args=args, urls=_agent_urls(servers), on_start=on_start,
         at_window_end=lambda: detection_position(db, servers))
     result["usage"] = sampler[0].stop()
     # Other work on the machine skews every figure here: the 1-minute load average says how busy it was.
@@ -184,6 +190,11 @@ def _measure(args: argparse.Namespace, db: Database, servers: list, specs: list,
     result["server_batch_ms"] = _server_batch_ms(metrics_before, metrics_after)
     result["check"] = stored_exactly_once(db, before=before, after=count_stored(db), stats=stats)
     return stats.extras
+
+
+def _agent_urls(servers: list) -> list[str]:
+    """Where the agents are sent (a proxy's agent upstream): not to a --leader-process."""
+    return [s.url for s in servers if s.agent_facing]
 
 
 def _catch_up(db: Database, servers, settle_s: float) -> float | None:
@@ -216,7 +227,8 @@ def _ingest_metrics(metrics: dict[str, float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     backend = backend_of(args.database_url)
-    name = f"load-{backend}-s{args.servers}-{'matrix' if args.matrix else f'n{args.agents}'}.json"
+    shape = f"s{args.servers}" + ("+leader" if args.leader_process else "")
+    name = f"load-{backend}-{shape}-{'matrix' if args.matrix else f'n{args.agents}'}.json"
     out = Path(args.output) if args.output else RESULTS / name
     out.parent.mkdir(parents=True, exist_ok=True)
     runs: list[dict] = []

@@ -55,7 +55,8 @@ class Plan:
     events_per_min: float
     inventory_every_s: float
     agents: int  # in the whole run, to spread phases evenly
-    send_interval_s: float  # agent/runner.py SEND_INTERVAL_S unless a run asks what a longer tick would do
+    # agent.config SenderSection.interval_s (KHIEN_AGENT_SEND_S) unless a run asks what a longer tick would do
+    send_interval_s: float
 
     def wall(self, t: float) -> float:
         return self.wall0 + (t - self.start)

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from bench.load_stats import ClientStats
-from collector.alerts import service as alerts
 from collector.db import Database
-from collector.detection import CURSOR
+from collector.detection import get_position
 from collector.events.models import Event
 from collector.ingest.models import IngestBatch
 
@@ -57,10 +56,11 @@ def stored_exactly_once(db: Database, *, before: dict[str, Any], after: dict[str
 def detection_position(db: Database, servers: list, *, scrape: bool = True) -> dict[str, Any]:
     """The stored detection cursor, the events after it, and (scraped) each server's lag gauge."""
     with db.session() as session:
-        cursor = alerts.get_cursor(session, name=CURSOR)
+        cursor = get_position(session)
         newest = session.scalar(select(func.max(Event.id))) or 0
-        backlog = session.scalar(select(func.count()).select_from(Event).where(Event.id > cursor)) or 0
-    out: dict[str, Any] = {"cursor": cursor, "newest_event": newest, "backlog_events": backlog}
+        backlog = session.scalar(select(func.count()).select_from(Event)
+                                 .where(tuple_(Event.tx, Event.id) > tuple_(*cursor))) or 0
+    out: dict[str, Any] = {"cursor": cursor[1], "newest_event": newest, "backlog_events": backlog}
     if scrape:
         for server in servers:
             metrics = server.metrics()

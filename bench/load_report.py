@@ -40,7 +40,9 @@ def print_run(result: dict[str, Any], args: argparse.Namespace) -> None:
     run, det, check, prep = result["run"], result["detection"], result["check"], result["prepare"]
     lag = "; ".join(f"{k}: lag {v['lag_s']} s" for k, v in det.items() if k.startswith("server-"))
     rows: list[tuple[str, object]] = [
-        ("agents / servers / backend", f"{result['agents']:,} / {result['servers']} / {result['backend']}"),
+        ("agents / servers / backend", f"{result['agents']:,} / {result['servers']}"
+                                       f"{' + a leader without agents' if result.get('leader_process') else ''}"
+                                       f" / {result['backend']}"),
         ("mix", f"heartbeat {args.heartbeat_s:g} s, {args.events_per_min:g} events/agent/min, "
                 f"package change every {args.inventory_every_s:g} s, sent every {args.send_interval_s:g} s"),
         ("enrolled now", f"{prep.get('enrolled_now', 0):,}" + (f" in {prep['enroll_s']} s ({prep['enroll_per_s']}/s)"

@@ -34,6 +34,10 @@ class ServerProcess:
     database_url: str
     data_dir: Path
     scheduler: bool
+    # False: the leader's own process, which the proxy sends no agent traffic (--leader-process); True
+    # with leader_candidate False: an agent-facing process that never leads.
+    agent_facing: bool = True
+    leader_candidate: bool = True
     proc: subprocess.Popen | None = None
 
     @property
@@ -49,6 +53,7 @@ class ServerProcess:
         """Start ``khien server`` (this interpreter's, so the venv under test) with defaults but the scheduler."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KHIEN_")}
         env["KHIEN_SCHEDULER"] = "1" if self.scheduler else "0"
+        env["KHIEN_LEADER_CANDIDATE"] = "1" if self.leader_candidate else "0"
         command = [sys.executable, "-m", "khien.cli", "server", "--data-dir", str(self.data_dir),
                    "--database-url", self.database_url, "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("wb") as out:
@@ -98,9 +103,15 @@ class ServerProcess:
 
 
 def start_servers(*, count: int, base_port: int, database_url: str, data_dir: Path,
-                  scheduler: bool) -> list[ServerProcess]:
-    """Start ``count`` servers on consecutive ports, all on one database, and wait until each answers."""
-    servers = [ServerProcess(i, base_port + i, database_url, data_dir, scheduler) for i in range(count)]
+                  scheduler: bool, leader_process: bool = False) -> list[ServerProcess]:
+    """Start ``count`` servers on consecutive ports, all on one database, and wait until each answers.
+
+    ``leader_process``: one more server (the last) that leads and takes no agent traffic; the ``count``
+    agent-facing ones never lead (KHIEN_LEADER_CANDIDATE=0)."""
+    servers = [ServerProcess(i, base_port + i, database_url, data_dir, scheduler, leader_candidate=not leader_process)
+               for i in range(count)]
+    if leader_process:
+        servers.append(ServerProcess(count, base_port + count, database_url, data_dir, scheduler, agent_facing=False))
     try:
         for server in servers:
             server.start()
