@@ -87,6 +87,9 @@ def shot(page: Page, name: str) -> Path:
     w.steps += 1
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{w.test}-{w.steps:02d}-{_file_safe(name)}.png"
+    # After a click that navigates, the new document can already match an expect() while it is still
+    # loading; Chromium then fails the capture ("Unable to capture screenshot", seen once in CI).
+    page.wait_for_load_state()
     page.screenshot(path=str(path), full_page=True)
     w.assert_clean(f"step {w.steps} ({name}, {page.url})")
     return path

@@ -60,7 +60,7 @@ INT64 = 2**63 - 1
 
 
 def within_budget(call, *, expected=(), seconds: float = SECONDS, growth: int = GROWTH):
-    spent = spend(call, expected=expected)
+    spent = spend(call, expected=expected, seconds_bound=seconds)
     assert spent.seconds < seconds, f"took {spent.seconds:.2f} s"
     assert spent.peak_growth < growth, f"resident set grew {spent.peak_growth / MiB:.0f} MB"
     return spent.result
