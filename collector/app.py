@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -11,9 +12,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import select
 
-from collector.agents.models import Agent
+from collector.agents import service as agents
 from collector.agents.routes import router as agent_router
 from collector.alerts import service as alerts
 from collector.alerts.routes import router as alerts_router
@@ -210,6 +210,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _install_ops_routes(app: FastAPI) -> None:
     registry = app.state.metrics.registry
+    # Scrapes run on the thread pool: one at a time sets the gauges and renders them, so a scrape never
+    # shows another's half-cleared reasons.
+    scrape = threading.Lock()
     dropped = Gauge("khien_agent_reported_dropped_items", "Items agents report they dropped, summed over "
                     "agents' latest heartbeats, by reason", ["reason"], registry=registry)
     alert_gauge = Gauge("khien_alerts", "Stored alerts by severity and status", ["severity", "status"],
@@ -236,25 +239,25 @@ def _install_ops_routes(app: FastAPI) -> None:
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics(request: Request) -> PlainTextResponse:
-        totals: dict[str, int] = {}
         with request.app.state.db.session() as session:
-            for hb in session.exec(select(Agent.last_heartbeat).where(Agent.revoked.is_(False))):
-                for reason, n in ((hb or {}).get("dropped") or {}).items():
-                    totals[reason] = totals.get(reason, 0) + int(n)
+            totals = agents.reported_drops(session)
             alert_counts = alerts.counts(session)
-        for reason, n in totals.items():
-            dropped.labels(reason).set(n)
-        for (severity, status), n in alert_counts.items():
-            alert_gauge.labels(severity, status).set(n)
-        stats = request.app.state.detection.stats
-        for what in ("events", "detections", "alerts_new", "alerts_folded", "errors", "rebuilds", "fenced", "cursor",
-                     "lag_s"):
-            detection.labels(what).set(getattr(stats, what))
-        for rule, n in dict(stats.by_rule).items():
-            by_rule.labels(rule).set(n)
-        leadership, jobs = request.app.state.leadership, request.app.state.jobs
-        leader.set(1 if leadership.is_leader else 0)
-        elections.set(leadership.elections)
-        for (job, outcome), n in dict(jobs.runs if jobs is not None else {}).items():
-            job_runs.labels(job, outcome).set(n)
-        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        with scrape:
+            dropped.clear()  # a reason no agent reports any more goes, rather than staying at its last value
+            for reason, n in totals.items():
+                dropped.labels(reason).set(n)
+            for (severity, status), n in alert_counts.items():
+                alert_gauge.labels(severity, status).set(n)
+            stats = request.app.state.detection.stats
+            for what in ("events", "detections", "alerts_new", "alerts_folded", "errors", "rebuilds", "fenced",
+                         "cursor", "lag_s"):
+                detection.labels(what).set(getattr(stats, what))
+            for rule, n in dict(stats.by_rule).items():
+                by_rule.labels(rule).set(n)
+            leadership, jobs = request.app.state.leadership, request.app.state.jobs
+            leader.set(1 if leadership.is_leader else 0)
+            elections.set(leadership.elections)
+            for (job, outcome), n in dict(jobs.runs if jobs is not None else {}).items():
+                job_runs.labels(job, outcome).set(n)
+            body = generate_latest(registry)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
