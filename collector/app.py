@@ -29,6 +29,7 @@ from collector.exceptions.routes import router as exceptions_router
 from collector.findings.routes import router as findings_router
 from collector.hosts.routes import router as hosts_router
 from collector.incidents.routes import router as incidents_router
+from collector.ingest.inflight import BodyBudget
 from collector.ingest.routes import router as ingest_router
 from collector.ingest.worker import IngestWorkers
 from collector.leader import Elector, LeaderLock, NeverLock, SoleLock, lock_for
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, db: Database | None = None) -> FastAPI:
     # SQLite has one writer, so one ingest thread; PostgreSQL overlaps database waits across a few.
     app.state.ingest_workers = IngestWorkers(threads=1 if app.state.db.is_sqlite else 4,
                                              max_queue=settings.ingest_queue)
+    app.state.body_budget = BodyBudget(settings.ingest_body_bytes)
     builtin_checks()  # load and validate the compliance checks now: a broken file stops start-up, not ingest
     local = local_rules_dir(settings.data_dir)
     ruleset = load_rules([DEFAULT_RULES_DIR, *([local] if local.is_dir() else [])])

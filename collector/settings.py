@@ -24,6 +24,9 @@ class Settings:
     # Batches waiting for an ingest thread; beyond this a batch is refused with 503 + Retry-After at
     # once (collector/ingest/worker.py). ~250 is one to three seconds of work for one process.
     ingest_queue: int = 256
+    # Bytes of agent batch bodies held at once (read before their credential is checked); beyond it a
+    # batch is refused with 503 + Retry-After (collector/ingest/inflight.py). 256 queued 1 MiB batches.
+    ingest_body_bytes: int = 256 * MiB
     max_decompressed_bytes: int = 50 * MiB
     # Per-agent ingest rate (token bucket): sustained batches per second and burst.
     agent_rate_per_s: float = 5.0
@@ -102,6 +105,7 @@ def load_settings(
         heartbeat_interval_s=int(_env_number("KHIEN_AGENT_HEARTBEAT_S", 60)),
         send_interval_s=int(_env_number("KHIEN_AGENT_SEND_S", 5)),
         ingest_queue=int(_env_number("KHIEN_INGEST_QUEUE", 256)),
+        ingest_body_bytes=int(_env_number("KHIEN_INGEST_BODY_MB", 256) * MiB),
         data_dir=resolved_dir,
         database_url=url,
         host=bind_host,

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from collector import pipeline
 from collector.deps import bearer_token
-from collector.errors import KhienError, PayloadTooLarge, Unauthorized
+from collector.errors import InvalidInput, KhienError, PayloadTooLarge, Unauthorized
 from collector.ingest.schema import batch_json_schema
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
+async def read_capped(request: Request, limit: int, *, take: Callable[[int], None]) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes before reading it all; each chunk
+    is first taken from the process's body budget (``take`` raises Overloaded when it is spent)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"batch over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"batch over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"batch over {limit} bytes")
+            take(len(chunk))
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody to answer; counted as a rejection, not logged as a server error
+        raise InvalidInput("the connection closed before the whole batch arrived") from None
     return b"".join(chunks)
 
 
@@ -50,10 +57,12 @@ async def post_batch(request: Request) -> JSONResponse:
         credential = bearer_token(request)
         if not credential:
             raise Unauthorized("agent credential required")
-        body = await read_capped(request, settings.max_batch_bytes)
-        # Worked on by the app's ingest threads, which answer queued batches in groups (worker.py).
-        result = await state.ingest_workers.submit(_receive, state, credential, body,
-                                                   request.headers.get("content-encoding"))
+        # The body counts against the process's budget until it is answered (inflight.py).
+        with state.body_budget.hold() as take:
+            body = await read_capped(request, settings.max_batch_bytes, take=take)
+            # Worked on by the app's ingest threads, which answer queued batches in groups (worker.py).
+            result = await state.ingest_workers.submit(_receive, state, credential, body,
+                                                       request.headers.get("content-encoding"))
     except KhienError as exc:
         metrics.rejections.labels(type(exc).__name__).inc()
         raise
