@@ -4,6 +4,7 @@ skipped, and the client address the server records not forgeable through X-Forwa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -47,9 +48,10 @@ def site_for_test(directory: Path, cert: Path, key: Path, *, http_port: int | No
         text = replace_once(text, "listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
         text = replace_once(text, "    listen [::]:80;\n", "")
         text = replace_once(text, "    listen [::]:443 ssl http2;\n", "")
-    if upstreams:
-        text = replace_once(text, "server 127.0.0.1:8001 ", f"server 127.0.0.1:{upstreams[0]} ")
-        text = replace_once(text, "server 127.0.0.1:8002 ", f"server 127.0.0.1:{upstreams[1]} ")
+    if upstreams:  # the same two lines in the people's and the agents' upstream
+        for shipped, port in zip(("8001", "8002"), upstreams, strict=True):
+            assert text.count(f"server 127.0.0.1:{shipped} ") == 2
+            text = text.replace(f"server 127.0.0.1:{shipped} ", f"server 127.0.0.1:{port} ")
     site = directory / "khien.conf"
     site.write_text(text)
     main = directory / "nginx.conf"
@@ -87,32 +89,36 @@ def test_client_max_body_size_matches_the_servers_caps():
     assert defaults.evidence_max_bytes + MULTIPART_OVERHEAD <= console_cap < 2 * defaults.evidence_max_bytes
 
 
+def start_proxied(db_url: str, directory: Path) -> Server:
+    """A real khien server that believes X-Forwarded-* from 127.0.0.1, as server.env sets it up."""
+    port = free_port()
+    directory.mkdir(exist_ok=True)
+    # Insecure cookies only for the control request straight to the server over plain HTTP.
+    env = os.environ | {"KHIEN_TRUSTED_PROXIES": "127.0.0.1", "KHIEN_INSECURE_COOKIES": "1"}
+    srv = Server(url=f"http://127.0.0.1:{port}", db_url=db_url, data_dir=directory / "server", port=port, env=env,
+                 log=directory / "server.log")
+    srv.start()
+    return srv
+
+
 @pytest.fixture
 def proxied_server(db_url: str, tmp_path: Path) -> Iterator[Server]:
-    """A real khien server that believes X-Forwarded-* from 127.0.0.1, as server.env sets it up."""
     db = Database(db_url)
     h.seed_units(db)
     h.add_user(db, "admin1", "admin")
     db.dispose()
-    port = free_port()
-    # Insecure cookies only for the control request straight to the server over plain HTTP.
-    env = os.environ | {"KHIEN_TRUSTED_PROXIES": "127.0.0.1", "KHIEN_INSECURE_COOKIES": "1"}
-    srv = Server(url=f"http://127.0.0.1:{port}", db_url=db_url, data_dir=tmp_path / "server", port=port, env=env,
-                 log=tmp_path / "server.log")
-    srv.start()
+    srv = start_proxied(db_url, tmp_path)
     yield srv
     srv.stop()
 
 
-@pytest.fixture
-def running_nginx(proxied_server: Server, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+@contextlib.contextmanager
+def nginx_in_front_of(upstreams: tuple[int, int], directory: Path) -> Iterator[tuple[str, str, Path]]:
     """nginx serving khien.conf on loopback ports: (http URL, https URL, the CA certificate)."""
-    directory = tmp_path / "nginx"
     directory.mkdir()
     cert, key = self_signed(directory)
-    http_port, https_port, dead_port = free_port(), free_port(), free_port()
-    main = site_for_test(directory, cert, key, http_port=http_port, https_port=https_port,
-                         upstreams=(dead_port, proxied_server.port))  # nothing listens on the first
+    http_port, https_port = free_port(), free_port()
+    main = site_for_test(directory, cert, key, http_port=http_port, https_port=https_port, upstreams=upstreams)
     proc = subprocess.Popen(nginx(directory, main, "-g", "daemon off;"), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     base = f"https://127.0.0.1:{https_port}"
@@ -125,9 +131,18 @@ def running_nginx(proxied_server: Server, tmp_path: Path) -> Iterator[tuple[str,
         except httpx.HTTPError:
             assert time.monotonic() < deadline, "nginx did not start"
             time.sleep(0.1)
-    yield f"http://127.0.0.1:{http_port}", base, cert
-    proc.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
-    proc.wait(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{http_port}", base, cert
+    finally:
+        proc.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def running_nginx(proxied_server: Server, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    # Nothing listens on the first upstream: every request must survive it.
+    with nginx_in_front_of((free_port(), proxied_server.port), tmp_path / "nginx") as urls:
+        yield urls
 
 
 def trusting(ca: Path) -> ssl.SSLContext:
@@ -188,3 +203,39 @@ def test_agents_and_people_through_nginx_over_tls(proxied_server, running_nginx,
     with httpx.Client(base_url=https_url, verify=trusting(ca), timeout=30) as browser:
         failed_login(browser, forged="203.0.113.9")
     assert audit_source(proxied_server, api_token) == "127.0.0.1"
+
+
+def batches_accepted(server: Server) -> float:
+    for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("khien_ingest_batches_total "):
+            return float(line.split()[1])
+    raise AssertionError("no khien_ingest_batches_total")
+
+
+def test_each_agent_is_hashed_to_one_process_so_its_rate_limit_holds(db_url, tmp_path):
+    """Two live processes behind nginx: every batch of one credential reaches the same process (its
+    rate-limit bucket lives there), whereas least_conn would alternate them."""
+    db = Database(db_url)
+    h.seed_units(db)
+    token = h.enroll_token(db, "D1", max_uses=3)
+    db.dispose()
+    servers = [start_proxied(db_url, tmp_path / f"s{i}") for i in range(2)]
+    try:
+        with nginx_in_front_of((servers[0].port, servers[1].port), tmp_path / "nginx") as (_, https_url, ca), \
+                httpx.Client(base_url=https_url, verify=trusting(ca), timeout=30) as client:
+            for i in range(3):
+                enrolled = client.post("/api/v1/agent/enroll",
+                                       json={"token": token, **h.identity(f"{i:032x}", hostname=f"web{i}")})
+                assert enrolled.status_code == 201, enrolled.text
+                credential = f"Bearer {enrolled.json()['agent_id']}.{enrolled.json()['secret']}"
+                before = [batches_accepted(s) for s in servers]
+                for _ in range(6):
+                    sent = client.post("/api/v1/agent/batches", content=h.gz(h.batch([h.heartbeat()])),
+                                       headers={"Authorization": credential, "Content-Encoding": "gzip",
+                                                "Content-Type": "application/json"})
+                    assert sent.status_code == 202, sent.text
+                grew = sorted(batches_accepted(s) - b for s, b in zip(servers, before, strict=True))
+                assert grew == [0, 6], grew
+    finally:
+        for server in servers:
+            server.stop()
