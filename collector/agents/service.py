@@ -177,7 +177,8 @@ def reported_drops(session: Session, *, top: int = REPORTED_DROP_REASONS) -> dic
     /metrics ~590 ms of CPU; summed in PostgreSQL it costs 6 ms (docs/foundation.md). The ``top``
     largest reasons by name, the rest summed under "other".
     """
-    rows = session.connection().execute(text(_DROPS_SQL[session.connection().dialect.name])).all()
+    conn = session.connection()
+    rows = conn.execute(text(_DROPS_SQL[conn.dialect.name])).all()
     ranked = sorted(((str(reason), int(n)) for reason, n in rows), key=lambda r: (-r[1], r[0]))
     totals = dict(ranked[:top])
     if len(ranked) > top:

@@ -32,8 +32,7 @@ def enrolled(client, db) -> dict:
     resp = client.post("/api/v1/agent/enroll", json={"token": h.enroll_token(db), **h.identity()})
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    body["headers"] = {"Authorization": f"Bearer {body['agent_id']}.{body['secret']}",
-                       "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    body["headers"] = h.batch_headers(body)
     return body
 
 

@@ -45,6 +45,12 @@ def identity(machine_id: str = "a" * 32, hostname: str = "web01", **extra: Any) 
         | extra
 
 
+def batch_headers(agent: dict[str, Any]) -> dict[str, str]:
+    """What an agent sends a gzip batch with, from its enrollment answer (agent_id, secret)."""
+    return {"Authorization": f"Bearer {agent['agent_id']}.{agent['secret']}", "Content-Encoding": "gzip",
+            "Content-Type": "application/json"}
+
+
 def now_iso(delta: timedelta = timedelta(0)) -> str:
     return (datetime.now(UTC) + delta).isoformat()
 

@@ -16,8 +16,7 @@ def enroll(client, db, n: int) -> list[dict]:
     for i in range(n):
         body = client.post("/api/v1/agent/enroll",
                            json={"token": token, **h.identity(machine_id=f"{i:032x}", hostname=f"web{i:02d}")}).json()
-        body["headers"] = {"Authorization": f"Bearer {body['agent_id']}.{body['secret']}",
-                           "Content-Encoding": "gzip", "Content-Type": "application/json"}
+        body["headers"] = h.batch_headers(body)
         out.append(body)
     return out
 

@@ -37,6 +37,15 @@ class Live:
     def agent_credential(self) -> str:
         return f"{self.agent['agent_id']}.{self.agent['secret']}"
 
+    def scalar(self, query):
+        """One value from the server's database, read beside it."""
+        db = Database(self.db_url)
+        try:
+            with db.session() as s:
+                return s.scalar(query)
+        finally:
+            db.dispose()
+
     def enroll_token(self, unit: str = "D1") -> str:
         db = Database(self.db_url)
         try:

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from collector.db import Database
 from collector.errors import Overloaded
 from collector.ingest.inflight import BodyBudget
 from collector.ingest.models import IngestBatch
@@ -41,8 +40,7 @@ def open_body(live: Live, sent: int) -> socket.socket:
 
 def send_batch(live: Live) -> httpx.Response:
     return httpx.post(f"{live.url}/api/v1/agent/batches", timeout=30, content=ch.gz(ch.batch([ch.heartbeat()])),
-                      headers={"Authorization": f"Bearer {live.agent_credential}", "Content-Encoding": "gzip",
-                               "Content-Type": "application/json"})
+                      headers=ch.batch_headers(live.agent))
 
 
 def until(answer_of, status: int, *, timeout: float = 20) -> list[httpx.Response]:
@@ -58,13 +56,8 @@ def until(answer_of, status: int, *, timeout: float = 20) -> list[httpx.Response
 
 
 def stored(live: Live) -> int:
-    db = Database(live.db_url)
-    try:
-        with db.session() as s:
-            return s.scalar(select(func.count()).select_from(IngestBatch)
-                            .where(IngestBatch.agent_id == live.agent["agent_id"]))
-    finally:
-        db.dispose()
+    return live.scalar(select(func.count()).select_from(IngestBatch)
+                       .where(IngestBatch.agent_id == live.agent["agent_id"]))
 
 
 def test_bodies_in_flight_are_bounded_and_given_back_when_the_connection_drops(live: Live):

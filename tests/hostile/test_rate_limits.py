@@ -21,7 +21,6 @@ from sqlalchemy import func, select
 
 from collector.agents.models import EnrollmentToken
 from collector.agents.service import ENROLL_MAX_FAILURES
-from collector.db import Database
 from collector.ingest.models import IngestBatch
 from collector.users.throttle import MAX_FAILURES as LOGIN_MAX_FAILURES
 from tests.collector import helpers as ch
@@ -69,18 +68,8 @@ def enroll(client: httpx.Client, token: str, machine_id: str, **headers: str) ->
                        json={"token": token, **ch.identity(machine_id, hostname=f"h-{machine_id[:6]}")})
 
 
-def scalar(live: Live, query):
-    """One value from the server's database, read beside it."""
-    db = Database(live.db_url)
-    try:
-        with db.session() as s:
-            return s.scalar(query)
-    finally:
-        db.dispose()
-
-
 def token_uses(live: Live) -> int:
-    return scalar(live, select(func.sum(EnrollmentToken.uses)))
+    return live.scalar(select(func.sum(EnrollmentToken.uses)))
 
 
 def test_enrollment_token_guessing_is_throttled_per_address(live: Live):
@@ -144,6 +133,6 @@ def test_a_flooding_agent_is_slowed_while_another_is_not(live: Live):
     # The bucket: the burst, then the sustained rate over the time the flood lasted (one token of slack).
     assert statuses[202] <= BURST + RATE_PER_S * elapsed + 1, (statuses, elapsed)
     assert [a.status_code for a in calmed] == [202] * CALM_BATCHES, Counter(a.status_code for a in calmed)
-    stored = scalar(live, select(func.count()).select_from(IngestBatch).where(IngestBatch.agent_id == flood_id))
+    stored = live.scalar(select(func.count()).select_from(IngestBatch).where(IngestBatch.agent_id == flood_id))
     assert stored == statuses[202]  # a refused batch left nothing behind (the agent resends it later)
     assert not live.server.server_errors()

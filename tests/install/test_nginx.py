@@ -227,12 +227,10 @@ def test_each_agent_is_hashed_to_one_process_so_its_rate_limit_holds(db_url, tmp
                 enrolled = client.post("/api/v1/agent/enroll",
                                        json={"token": token, **h.identity(f"{i:032x}", hostname=f"web{i}")})
                 assert enrolled.status_code == 201, enrolled.text
-                credential = f"Bearer {enrolled.json()['agent_id']}.{enrolled.json()['secret']}"
                 before = [batches_accepted(s) for s in servers]
                 for _ in range(6):
                     sent = client.post("/api/v1/agent/batches", content=h.gz(h.batch([h.heartbeat()])),
-                                       headers={"Authorization": credential, "Content-Encoding": "gzip",
-                                                "Content-Type": "application/json"})
+                                       headers=h.batch_headers(enrolled.json()))
                     assert sent.status_code == 202, sent.text
                 grew = sorted(batches_accepted(s) - b for s, b in zip(servers, before, strict=True))
                 assert grew == [0, 6], grew
